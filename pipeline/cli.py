@@ -1,0 +1,182 @@
+"""The `release` command line. Heavy imports (docker, requests, rich) happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import __version__
+from .errors import ReleaseError
+from .redact import redact
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class ReleaseGroup(click.Group):
+    """Turns our errors into `error: ...` on stderr with the right exit code, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ReleaseError as exc:
+            click.echo(redact(f"error: {exc}"), err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ReleaseGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="release")
+@click.option("-c", "--config", "config_path", default="release.yml", show_default=True,
+              envvar="RELEASE_CONFIG", help="Path to release.yml.")
+@click.pass_context
+def cli(ctx, config_path):
+    """Build a container image once, tag it from a version, push it to every registry in
+    release.yml and prove they all hold the same digest."""
+    ctx.obj = {"config_path": config_path}
+
+
+def _load(ctx):
+    from .config import load_config
+    return load_config(ctx.obj["config_path"])
+
+
+def _emit_json(data) -> None:
+    click.echo(redact(json.dumps(data, indent=2)))
+
+
+@cli.command()
+@click.pass_context
+def validate(ctx):
+    """Check release.yml and print a one-line summary; exit 2 on the first problem."""
+    config = _load(ctx)
+    names = ", ".join(r.name for r in config.registries)
+    click.echo(f"{ctx.obj['config_path']}: ok (image {config.image.name}, "
+               f"{len(config.tags)} tag rules, registries: {names})")
+
+
+@cli.command()
+def schema():
+    """Print the JSON Schema of release.yml (for editors)."""
+    from .schema import json_schema
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+def _derive(config, version=None, ref=None, sha=None, event=None, default_branch=None):
+    from .sourceinfo import git
+    from .tags import derive_tags, resolve_context, validate_release_version
+
+    if version is not None:
+        validate_release_version(version, config.tags)
+    cwd = config.path.parent
+    ctx = resolve_context(version=version, ref=ref, sha=sha, event=event, default_branch=default_branch,
+                          env=os.environ, git=lambda args: git(args, cwd))
+    return derive_tags(config.tags, config.flavor, ctx)
+
+
+@cli.command()
+@click.argument("version", required=False)
+@click.option("--ref", help="Git ref, e.g. refs/tags/v1.2.3 or refs/heads/main.")
+@click.option("--sha", help="Commit sha (for type=sha rules and labels).")
+@click.option("--event", help="CI event name: push, pull_request, schedule, ...")
+@click.option("--default-branch", help="The repository's default branch (for edge / is_default_branch).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_context
+def tags(ctx, version, ref, sha, event, default_branch, as_json):
+    """Print the tags release.yml gives for VERSION (or for the current ref from flags, CI or git).
+
+    \b
+    Example:  release tags 1.4.2        ->  1.4.2 1.4 1 latest
+              release tags --ref refs/heads/main --json
+    """
+    config = _load(ctx)
+    result = _derive(config, version, ref, sha, event, default_branch)
+    if as_json:
+        _emit_json({"version": result.version, "tags": list(result.tags), "latest": result.latest,
+                    "refs": {r.name: [f"{r.registry}/{r.repository}:{t}" for t in result.tags]
+                             for r in config.registries}})
+    else:
+        for t in result.tags:
+            click.echo(t)
+        if not result.tags:
+            click.echo("no tags for this ref", err=True)
+
+
+def _plan(ctx, version, registries, build):
+    from .plan import make_plan
+    config = _load(ctx)
+    selected = config.select(list(registries))
+    result = _derive(config, version)
+    return config, make_plan(config, result, selected, build=build)
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--registry", "registries", multiple=True, metavar="NAME", help="Only these registries.")
+@click.option("--no-build", is_flag=True, help="Plan pushes of the existing local image.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.pass_context
+def plan(ctx, version, registries, no_build, as_json):
+    """Print what build-push VERSION would do, touching nothing.
+
+    \b
+    Example:  release plan 1.4.2
+    """
+    from .plan import format_plan
+    _, p = _plan(ctx, version, registries, not no_build)
+    if as_json:
+        _emit_json(p.to_dict())
+    else:
+        click.echo(format_plan(p))
+
+
+@cli.command("build-push")
+@click.argument("version")
+@click.option("--registry", "registries", multiple=True, metavar="NAME",
+              help="Only push to this registry (repeatable). Default: all in release.yml.")
+@click.option("--no-build", is_flag=True, help="Push the local image <image.name>:<version> instead of building.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and stop.")
+@click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Registries pushed in parallel.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of the table.")
+@click.option("-q", "--quiet", is_flag=True, help="No build output or progress; errors and summary only.")
+@click.pass_context
+def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet):
+    """Build once, push VERSION and its tags to every registry, verify the digests.
+
+    \b
+    Example:  release build-push 1.4.2
+              release -c ci/release.yml build-push 1.4.2 --registry local --no-build
+    Exit codes: 0 released, 1 a build or push failed, 2 bad configuration or usage.
+    """
+    from .plan import format_plan
+    config, p = _plan(ctx, version, registries, not no_build)
+    if dry_run:
+        _emit_json(p.to_dict()) if as_json else click.echo(format_plan(p))
+        return
+    from .engine import Engine
+    from .progress import make_reporter
+    from .release import Releaser
+    from .summary import format_report
+
+    reporter = make_reporter(quiet)
+    releaser = Releaser(config, p, reporter, engine=None, jobs=jobs)
+    releaser.resolve_credentials()  # a missing env var is a usage error before any work
+    releaser.engine = Engine()
+    report = releaser.run(build=not no_build)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        click.echo(format_report(report))
+    if not report.ok:
+        if as_json:
+            click.echo(redact(format_report(report)), err=True)
+        ctx.exit(1)
+
+
+def main() -> None:
+    cli(prog_name="release")

@@ -1,0 +1,144 @@
+"""Find the credentials for one registry, the way `docker push` would, plus release.yml env vars.
+
+Order: the env vars named in release.yml (`username_env`/`password_env`), then
+`DOCKER_AUTH_CONFIG`, then the Docker config (`credHelpers`, `credsStore`,
+`auths`, as docker-py resolves them). The result says where it came from, so an
+auth failure can name the source without ever showing the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from . import redact
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    source: str                      # e.g. "env LOCAL_USER/LOCAL_PASS", "docker config", "anonymous"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+    registry_token: str | None = field(default=None, repr=False)
+
+    @property
+    def anonymous(self) -> bool:
+        return not (self.password or self.identity_token or self.registry_token)
+
+    def auth_config(self, server: str) -> dict | None:
+        """The dict docker-py sends as X-Registry-Auth for this registry."""
+        if self.anonymous:
+            return None
+        config = {"serveraddress": server}
+        if self.username:
+            config["username"] = self.username
+        if self.password:
+            config["password"] = self.password
+        if self.identity_token:
+            config["identitytoken"] = self.identity_token
+        if self.registry_token:
+            config["registrytoken"] = self.registry_token
+        return config
+
+    def describe(self) -> str:
+        who = f"user '{self.username}'" if self.username else "no user"
+        return "anonymous (no credentials found)" if self.anonymous else f"{who} from {self.source}"
+
+
+ANONYMOUS = Credentials(source="anonymous")
+
+
+def from_env(registry_name: str, username_env: str | None, password_env: str | None,
+             env: Mapping[str, str]) -> Credentials:
+    missing = [name for name in (username_env, password_env) if name and not env.get(name)]
+    if missing:
+        raise UsageError(
+            f"registry '{registry_name}': environment variable {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set",
+            hint=f"export {missing[0]}=... before running, or remove username_env/password_env "
+                 "from release.yml to use your Docker login",
+        )
+    username = env.get(username_env) if username_env else None
+    password = env.get(password_env) if password_env else None
+    redact.register_basic(username, password)
+    names = "/".join(n for n in (username_env, password_env) if n)
+    return Credentials(source=f"env {names}", username=username, password=password)
+
+
+def _docker_hub_keys(host: str) -> list[str]:
+    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return ["https://index.docker.io/v1/", "index.docker.io", "docker.io"]
+    return [host, f"https://{host}", f"http://{host}"]
+
+
+def from_docker_auth_config(host: str, env: Mapping[str, str]) -> Credentials | None:
+    raw = env.get("DOCKER_AUTH_CONFIG")
+    if not raw:
+        return None
+    try:
+        auths = json.loads(raw).get("auths", {})
+    except (ValueError, AttributeError):
+        raise UsageError("DOCKER_AUTH_CONFIG is not valid JSON",
+                         hint='expected {"auths": {"HOST": {"auth": "<base64 user:password>"}}}') from None
+    for key in _docker_hub_keys(host):
+        entry = auths.get(key)
+        if entry:
+            return _entry_to_credentials(entry, "DOCKER_AUTH_CONFIG")
+    return None
+
+
+def _entry_to_credentials(entry: Mapping, source: str) -> Credentials | None:
+    # docker-py returns lower-case keys from `auths`, capitalised ones from helpers.
+    lowered = {k.lower(): v for k, v in entry.items()}
+    username, password = lowered.get("username"), lowered.get("password")
+    if not password and lowered.get("auth"):
+        try:
+            username, _, password = base64.b64decode(lowered["auth"]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    identity = lowered.get("identitytoken")
+    if username == "<token>" and password and not identity:
+        identity, username, password = password, None, None
+    registry_token = lowered.get("registrytoken")
+    if not (password or identity or registry_token):
+        return None
+    redact.register_basic(username, password)
+    redact.register(identity)
+    redact.register(registry_token)
+    return Credentials(source=source, username=username, password=password,
+                       identity_token=identity, registry_token=registry_token)
+
+
+def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
+    """Ask docker-py's own resolver (credHelpers -> credsStore -> auths)."""
+    from docker import auth as docker_auth  # lazy: keep `release --help` fast
+    from docker.errors import DockerException
+
+    config_dir = env.get("DOCKER_CONFIG")
+    config_path = os.path.join(config_dir, "config.json") if config_dir else None
+    try:
+        config = docker_auth.load_config(config_path=config_path)
+        entry = config.resolve_authconfig(host)
+    except (DockerException, OSError, ValueError) as exc:
+        raise UsageError(f"could not read Docker credentials for {host}: {redact.redact(str(exc))}",
+                         hint="check ~/.docker/config.json and its credential helper") from None
+    if not entry:
+        return None
+    store = config.get_credential_store(host)
+    source = f"credential helper docker-credential-{store}" if store else "Docker config"
+    return _entry_to_credentials(entry, source)
+
+
+def resolve(registry_name: str, host: str, username_env: str | None, password_env: str | None,
+            env: Mapping[str, str] | None = None) -> Credentials:
+    env = os.environ if env is None else env
+    if username_env or password_env:
+        return from_env(registry_name, username_env, password_env, env)
+    return (from_docker_auth_config(host, env)
+            or from_docker_config(host, env)
+            or ANONYMOUS)

@@ -1,0 +1,193 @@
+"""The Docker Engine side: build an image, tag it, push one tag, reading every stream to the end.
+
+docker-py reports build and push failures inside the JSON stream with HTTP 200
+and does not raise, so each stream is parsed here and turned into exceptions:
+`PushAuthError` (never retried), `PushTransientError` (retried by the caller),
+`PushError` (anything else).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import redact
+from .errors import ReleaseError, UsageError
+
+DIGEST_LINE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
+
+AUTH_PATTERNS = ("unauthorized", "authentication required", "denied", "no basic auth credentials",
+                 "incorrect username or password", "forbidden", "insufficient_scope",
+                 "authorization failed", "401", "403")
+TRANSIENT_PATTERNS = ("connection refused", "connection reset", "eof", "timeout", "timed out",
+                      "i/o timeout", "temporarily unavailable", "too many requests", "toomanyrequests",
+                      "502", "503", "504", "500 internal server error", "bad gateway",
+                      "service unavailable", "no such host", "broken pipe", "tls handshake",
+                      "server misbehaving", "connection was closed", "retrying")
+
+
+class BuildFailed(ReleaseError):
+    pass
+
+
+class PushError(ReleaseError):
+    pass
+
+
+class PushAuthError(PushError):
+    pass
+
+
+class PushTransientError(PushError):
+    pass
+
+
+def classify_push_error(message: str) -> type[PushError]:
+    low = message.lower()
+    if any(p in low for p in AUTH_PATTERNS):
+        return PushAuthError
+    if any(p in low for p in TRANSIENT_PATTERNS):
+        return PushTransientError
+    return PushError
+
+
+@dataclass(frozen=True)
+class PushProgress:
+    """One event of a push: a layer's status and bytes, for the live view."""
+    layer: str | None
+    status: str
+    current: int | None = None
+    total: int | None = None
+
+
+def _stream_error(chunk: dict) -> str | None:
+    detail = chunk.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"])
+    if chunk.get("error"):
+        return str(chunk["error"])
+    return None
+
+
+class Engine:
+    """A thin wrapper over docker-py's low-level API with honest error handling."""
+
+    def __init__(self, client=None, timeout: int = 900):
+        if client is None:
+            import docker  # lazy: keeps `release --help` fast
+            from docker.errors import DockerException
+            try:
+                client = docker.from_env(timeout=timeout)
+                client.ping()
+            except DockerException as exc:
+                raise ReleaseError(
+                    f"cannot reach the Docker Engine: {redact.redact(str(exc))}",
+                    hint="start dockerd (or Docker Desktop), or set DOCKER_HOST") from None
+        self.client = client
+        self.api = client.api
+
+    # -- build ------------------------------------------------------------------------------
+    def build(self, *, context: Path, dockerfile: str, tag: str, build_args: dict[str, str],
+              target: str | None, labels: dict[str, str], platform: str | None = None,
+              on_line: Callable[[str], None] = lambda line: None) -> str:
+        """Build and tag the image; return its id. Raises BuildFailed with the failing step."""
+        from docker.errors import APIError
+
+        last_step = None
+        image_id = None
+        try:
+            stream = self.api.build(path=str(context), dockerfile=dockerfile, tag=tag,
+                                    buildargs=build_args or None, target=target, labels=labels,
+                                    rm=True, forcerm=True, decode=True, platform=platform)
+            for chunk in stream:
+                error = _stream_error(chunk)
+                if error:
+                    where = f" at {last_step}" if last_step else ""
+                    raise BuildFailed(f"build failed{where}: {redact.redact(error.strip())}")
+                text = chunk.get("stream")
+                if text:
+                    for line in text.splitlines():
+                        if line.startswith("Step "):
+                            last_step = line.strip()
+                        if line.strip():
+                            on_line(redact.redact(line))
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = aux["ID"]
+        except APIError as exc:
+            raise BuildFailed(f"build failed: {redact.redact(exc.explanation or str(exc))}") from None
+        if image_id is None:
+            image_id = self.api.inspect_image(tag)["Id"]
+        return image_id
+
+    # -- local images -----------------------------------------------------------------------
+    def image_id(self, ref: str) -> str | None:
+        from docker.errors import ImageNotFound
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except ImageNotFound:
+            return None
+
+    def inspect(self, ref: str) -> dict | None:
+        from docker.errors import ImageNotFound
+        try:
+            return self.api.inspect_image(ref)
+        except ImageNotFound:
+            return None
+
+    def require_image(self, ref: str) -> str:
+        image = self.image_id(ref)
+        if image is None:
+            raise UsageError(f"local image {ref} not found",
+                             hint="run without --no-build, or build and tag it first")
+        return image
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.api.tag(image, repository, tag, force=True)
+
+    def untag(self, ref: str) -> None:
+        from docker.errors import APIError
+        try:
+            self.api.remove_image(ref, noprune=True)
+        except APIError:
+            pass
+
+    # -- push -------------------------------------------------------------------------------
+    def push(self, repository: str, tag: str, auth_config: dict | None,
+             on_progress: Callable[[PushProgress], None] = lambda p: None) -> str:
+        """Push repository:tag and return the manifest digest the registry accepted."""
+        from docker.errors import APIError
+        import requests
+
+        if not tag:
+            raise ValueError("an explicit tag is required: an empty tag pushes every local tag")
+        digest = None
+        try:
+            stream = self.api.push(repository, tag=tag, auth_config=auth_config,
+                                   stream=True, decode=True)
+            for chunk in stream:  # read to the end: closing early cancels the push
+                error = _stream_error(chunk)
+                if error:
+                    message = redact.redact(error.strip())
+                    raise classify_push_error(message)(message)
+                status = chunk.get("status") or ""
+                match = DIGEST_LINE.search(status)
+                if match:
+                    digest = match.group(1)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = aux["Digest"]
+                detail = chunk.get("progressDetail") or {}
+                on_progress(PushProgress(chunk.get("id"), status, detail.get("current"),
+                                         detail.get("total")))
+        except APIError as exc:
+            message = redact.redact(exc.explanation or str(exc))
+            raise classify_push_error(message)(message) from None
+        except requests.exceptions.RequestException as exc:
+            raise PushTransientError(f"lost the connection to the Docker Engine: "
+                                     f"{redact.redact(str(exc))[:200]}") from None
+        if digest is None:
+            raise PushError(f"push of {repository}:{tag} ended without a digest")
+        return digest

@@ -1,0 +1,119 @@
+"""The release plan: what will be built and pushed where, in which order. Pure data, no I/O.
+
+Order is the safety rule of a release: the immutable tag (the full version)
+goes to every selected registry first; floating tags (`1.2`, `1`, `latest`, ...)
+move only once every registry holds the immutable tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Target:
+    registry: str            # release.yml name
+    type: str
+    host: str
+    repository: str
+    immutable: str            # the version tag
+    floating: tuple[str, ...]
+
+    @property
+    def image(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    def ref(self, tag: str) -> str:
+        return f"{self.image}:{tag}"
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (self.immutable, *self.floating)
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    context: str
+    dockerfile: str
+    target: str | None
+    build_args: dict[str, str]
+    local_ref: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    version: str
+    tags: tuple[str, ...]
+    latest: bool
+    local_ref: str
+    build: BuildStep | None
+    targets: tuple[Target, ...] = field(default_factory=tuple)
+
+    def steps(self) -> list[dict]:
+        """Every step in execution order (pushes inside one phase run in parallel)."""
+        steps: list[dict] = []
+        if self.build:
+            steps.append({"step": "build", "image": self.local_ref, "context": self.build.context,
+                          "dockerfile": self.build.dockerfile, "target": self.build.target,
+                          "build_args": sorted(self.build.build_args)})
+        else:
+            steps.append({"step": "use-local", "image": self.local_ref})
+        for t in self.targets:
+            steps.append({"step": "push", "phase": "immutable", "registry": t.registry,
+                          "ref": t.ref(t.immutable)})
+        for t in self.targets:
+            for tag in t.floating:
+                steps.append({"step": "push", "phase": "floating", "registry": t.registry,
+                              "ref": t.ref(tag)})
+        steps.append({"step": "verify", "refs": [t.ref(tag) for t in self.targets for tag in t.tags]})
+        return steps
+
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "tags": list(self.tags),
+            "latest": self.latest,
+            "local_image": self.local_ref,
+            "registries": {t.registry: [t.ref(tag) for tag in t.tags] for t in self.targets},
+            "steps": self.steps(),
+        }
+
+
+def make_plan(config, result, registries, *, build: bool = True) -> Plan:
+    """Turn a config, a TagResult and the selected registries into a Plan."""
+    if not result.tags or not result.version:
+        raise UsageError(
+            "the tag rules produced no tag for this version",
+            hint="check `tags:` in release.yml with `release tags VERSION`; semver rules need a "
+                 "version like 1.2.3")
+    version = result.version
+    floating = tuple(t for t in result.tags if t != version)
+    local_ref = f"{config.image.name}:{version}"
+    step = None
+    if build:
+        image = config.image
+        step = BuildStep(context=str(image.context), dockerfile=image.dockerfile, target=image.target,
+                         build_args=dict(image.build_args), local_ref=local_ref)
+    targets = tuple(Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
+                           immutable=version, floating=floating) for r in registries)
+    return Plan(version=version, tags=(version, *floating), latest=result.latest, local_ref=local_ref,
+                build=step, targets=targets)
+
+
+def format_plan(plan: Plan) -> str:
+    lines = [f"version {plan.version}  tags: {', '.join(plan.tags)}"]
+    for n, step in enumerate(plan.steps(), 1):
+        kind = step["step"]
+        if kind == "build":
+            extra = f" (target {step['target']})" if step["target"] else ""
+            lines.append(f"{n:>3}. build  {step['image']} from {step['context']}/{step['dockerfile']}{extra}")
+        elif kind == "use-local":
+            lines.append(f"{n:>3}. use    local image {step['image']} (--no-build)")
+        elif kind == "push":
+            lines.append(f"{n:>3}. push   [{step['registry']}] {step['ref']}"
+                         f"{'   (after every immutable push)' if step['phase'] == 'floating' else ''}")
+        else:
+            lines.append(f"{n:>3}. verify every reference resolves to the same digest")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""A small OCI Distribution API client (on requests): auth, manifest lookups."""

@@ -1,0 +1,45 @@
+"""Where the image comes from: git revision and source URL, for the OCI labels."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Mapping
+
+
+def git(args: list[str], cwd: Path | str | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def revision(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or git(["rev-parse", "HEAD"], cwd)
+
+
+def clean_remote_url(url: str) -> str | None:
+    """Turn a git remote into a browsable https URL, dropping any user:token@ part."""
+    url = url.strip()
+    m = re.match(r"^[\w.-]+@([\w.-]+):(.+?)(?:\.git)?/?$", url)          # git@host:owner/repo.git
+    if m:
+        return f"https://{m.group(1)}/{m.group(2)}"
+    m = re.match(r"^(?:https?|ssh|git)://(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$", url)
+    if m:
+        return f"https://{m.group(1)}/{m.group(2)}"
+    return None
+
+
+def source_url(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    if env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}"
+    if env.get("CI_PROJECT_URL"):
+        return env["CI_PROJECT_URL"]
+    remote = git(["remote", "get-url", "origin"], cwd)
+    return clean_remote_url(remote) if remote else None
