@@ -1,0 +1,197 @@
+"""JSON Schema (draft 2020-12) of release.yml, for editors (completion and inline errors).
+
+Built from the same constants as pipeline/config.py so the two cannot drift apart on key
+names, enums and patterns. The loader stays the authority: it also checks things a schema
+cannot (files on disk, duplicate names, tag rule syntax, secrets in unknown keys).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pipeline import config as c
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _string_map(description: str, *, names: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": description,
+        "additionalProperties": {
+            "type": ["string", "number", "boolean"],
+            "description": "Numbers and booleans are used as written in the file.",
+        },
+    }
+    if names:
+        schema["propertyNames"] = {"pattern": names}
+    else:
+        schema["propertyNames"] = {"minLength": 1}
+    return schema
+
+
+def _rule_list(description: str, *, min_items: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": description,
+        "minItems": min_items,
+        "items": {"type": "string", "minLength": 1},
+    }
+
+
+_IMAGE: dict[str, Any] = {
+    "type": "object",
+    "description": "The image to build once (with the local Docker Engine).",
+    "additionalProperties": False,
+    "required": list(c.IMAGE_REQUIRED),
+    "properties": {
+        "name": {
+            "type": "string",
+            "description": "Local image name, lower-case, without registry or tag "
+                           "(e.g. myapp or team/myapp).",
+            "pattern": c.REPOSITORY_PATTERN,
+            "maxLength": c.MAX_REPOSITORY_LENGTH,
+        },
+        "context": {
+            "type": "string",
+            "description": "Build context directory, relative to the directory of release.yml.",
+            "minLength": 1,
+            "default": c.DEFAULT_CONTEXT,
+        },
+        "dockerfile": {
+            "type": "string",
+            "description": "Path of the Dockerfile, relative to context.",
+            "minLength": 1,
+            "default": c.DEFAULT_DOCKERFILE,
+        },
+        "build_args": _string_map("Build arguments (--build-arg NAME=value).",
+                                  names=c.BUILD_ARG_NAME_PATTERN),
+        "target": {
+            "type": "string",
+            "description": "Build stage to stop at (--target).",
+            "minLength": 1,
+        },
+        "labels": _string_map("Labels added to the image (--label key=value)."),
+    },
+}
+
+_REGISTRY: dict[str, Any] = {
+    "type": "object",
+    "description": "A registry to push the image to.",
+    "additionalProperties": False,
+    "required": list(c.REGISTRY_REQUIRED),
+    "properties": {
+        "name": {
+            "type": "string",
+            "description": "Unique name of this registry, used by --registry.",
+            "pattern": c.REGISTRY_NAME_PATTERN,
+        },
+        "type": {
+            "type": "string",
+            "description": "Kind of registry (decides how to log in); generic is any "
+                           "Docker Registry HTTP API v2.",
+            "enum": list(c.REGISTRY_TYPES),
+            "default": c.DEFAULT_REGISTRY_TYPE,
+        },
+        "registry": {
+            "type": "string",
+            "description": "Registry host[:port]: a hostname, IPv4 address or [IPv6] "
+                           "address; no scheme, no path.",
+            "pattern": c.REGISTRY_HOST_PATTERN,
+            "maxLength": c.MAX_HOST_LENGTH + 8,
+        },
+        "repository": {
+            "type": "string",
+            "description": "Repository path in the registry, lower-case (e.g. team/myapp).",
+            "pattern": c.REPOSITORY_PATTERN,
+            "maxLength": c.MAX_REPOSITORY_LENGTH,
+        },
+        "username_env": {
+            "type": "string",
+            "description": "NAME of the environment variable that holds the user name "
+                           "(requires password_env).",
+            "pattern": c.ENV_NAME_PATTERN,
+        },
+        "password_env": {
+            "type": "string",
+            "description": "NAME of the environment variable that holds the password or "
+                           "token (requires username_env). Never put the secret itself here.",
+            "pattern": c.ENV_NAME_PATTERN,
+        },
+        "ca_file": {
+            "type": "string",
+            "description": "PEM file of CA certificates to trust, relative to the directory "
+                           "of release.yml; must exist.",
+            "minLength": 1,
+        },
+        "insecure": {
+            "type": "boolean",
+            "description": "Allow plain HTTP and unverified TLS (loopback registries may "
+                           "always use plain HTTP).",
+            "default": False,
+        },
+    },
+    "dependentRequired": {
+        "username_env": ["password_env"],
+        "password_env": ["username_env"],
+    },
+}
+
+_SCHEMA: dict[str, Any] = {
+    "$schema": SCHEMA_URI,
+    "title": "release.yml",
+    "description": "Configuration of `release`: build a container image once, push it to "
+                   "every registry, prove the digests match.",
+    "type": "object",
+    "additionalProperties": False,
+    "required": list(c.TOP_REQUIRED),
+    "properties": {
+        "version": {
+            "type": "integer",
+            "description": "Schema version of this file.",
+            "const": c.SCHEMA_VERSION,
+        },
+        "image": _IMAGE,
+        "tags": _rule_list(
+            "Tag rules, one per item, in the syntax of docker/metadata-action "
+            "(e.g. type=semver,pattern={{version}}). Default: the semver rules.",
+            min_items=1,
+        ),
+        "flavor": _rule_list(
+            "Flavor options as in docker/metadata-action (latest=auto|true|false, "
+            "prefix=..., suffix=...). Default: latest=auto.",
+            min_items=0,
+        ),
+        "registries": {
+            "type": "array",
+            "description": "Registries to push to, in order.",
+            "minItems": 1,
+            "items": _REGISTRY,
+        },
+        "retry": {
+            "type": "object",
+            "description": "Retries of registry operations (exponential backoff).",
+            "additionalProperties": False,
+            "properties": {
+                "attempts": {
+                    "type": "integer",
+                    "description": "Total attempts per operation (1 = no retry).",
+                    "minimum": 1,
+                    "default": c.DEFAULT_ATTEMPTS,
+                },
+                "max_delay": {
+                    "type": "number",
+                    "description": "Longest wait between attempts, in seconds.",
+                    "exclusiveMinimum": 0,
+                    "default": c.DEFAULT_MAX_DELAY,
+                },
+            },
+        },
+    },
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of release.yml (a fresh copy each call)."""
+    return copy.deepcopy(_SCHEMA)

@@ -1,0 +1,306 @@
+"""The JSON Schema of release.yml agrees with the loader in pipeline/config.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+import pipeline.tags as tags_module
+from pipeline import config as cfg
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.schema import json_schema
+
+
+@pytest.fixture(autouse=True)
+def tags_api(monkeypatch):
+    """The real pipeline.tags when it has landed, permissive fakes until then (the rules in
+    this file are all valid)."""
+    fakes = {
+        "parse_tag_rule": lambda line, index=0: SimpleNamespace(line=line),
+        "parse_flavor": lambda lines: SimpleNamespace(lines=list(lines)),
+        "DEFAULT_TAG_LINES": ["type=semver,pattern={{version}}"],
+        "DEFAULT_FLAVOR_LINES": ["latest=auto"],
+    }
+    if not all(hasattr(tags_module, name) for name in fakes):
+        for name, value in fakes.items():
+            monkeypatch.setattr(tags_module, name, value, raising=False)
+
+
+# ------------------------------------------------------------------ a tiny checker
+
+SUPPORTED = {
+    "$schema", "title", "description", "default", "type", "properties", "required",
+    "additionalProperties", "items", "minItems", "enum", "const", "pattern", "minLength",
+    "maxLength", "minimum", "exclusiveMinimum", "propertyNames", "dependentRequired",
+}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    return {
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+        "string": lambda v: isinstance(v, str),
+        "boolean": lambda v: isinstance(v, bool),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        and math.isfinite(v),
+        "null": lambda v: v is None,
+    }[name](value)
+
+
+def check(value: Any, schema: dict, path: str = "$") -> list[str]:
+    """Problems of `value` against the subset of JSON Schema that json_schema() uses."""
+    problems: list[str] = []
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, t) for t in types):
+            return [f"{path}: not {types}"]
+    const = schema.get("const")
+    if "const" in schema and not (value == const and type(value) is type(const)):
+        problems.append(f"{path}: not {schema['const']!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{path}: not one of {schema['enum']}")
+    if isinstance(value, str):
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            problems.append(f"{path}: does not match {schema['pattern']}")
+        if len(value) < schema.get("minLength", 0):
+            problems.append(f"{path}: too short")
+        if len(value) > schema.get("maxLength", math.inf):
+            problems.append(f"{path}: too long")
+    if _is_type(value, "number"):
+        if value < schema.get("minimum", -math.inf):
+            problems.append(f"{path}: below minimum")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            problems.append(f"{path}: not above exclusiveMinimum")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            problems.append(f"{path}: too few items")
+        for i, item in enumerate(value):
+            problems += check(item, schema.get("items", {}), f"{path}[{i}]")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{path}: missing {key}")
+        for key, deps in schema.get("dependentRequired", {}).items():
+            if key in value:
+                problems += [f"{path}: {key} needs {d}" for d in deps if d not in value]
+        for key, item in value.items():
+            problems += check(key, schema.get("propertyNames", {}), f"{path}.<{key}>")
+            if key in props:
+                problems += check(item, props[key], f"{path}.{key}")
+            else:
+                extra = schema.get("additionalProperties", True)
+                if extra is False:
+                    problems.append(f"{path}: unknown key {key}")
+                elif isinstance(extra, dict):
+                    problems += check(item, extra, f"{path}.{key}")
+    return problems
+
+
+def _keywords(schema: Any) -> set[str]:
+    """Every keyword used anywhere in `schema` (property names excluded)."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            found.add(key)
+            if key in ("properties", "dependentRequired"):
+                for sub in value.values():
+                    found |= _keywords(sub)
+            elif isinstance(value, dict):
+                found |= _keywords(value)
+    return found
+
+
+def test_checker_understands_every_keyword_the_schema_uses():
+    assert _keywords(json_schema()) <= SUPPORTED
+
+
+# ------------------------------------------------------------------ the schema itself
+
+
+def _objects(schema: dict, path: str = "$"):
+    if schema.get("type") == "object" and "properties" in schema:
+        yield path, schema
+    for key, sub in schema.get("properties", {}).items():
+        yield from _objects(sub, f"{path}.{key}")
+    if isinstance(schema.get("items"), dict):
+        yield from _objects(schema["items"], f"{path}[]")
+
+
+def test_schema_is_draft_2020_12_json_with_descriptions():
+    schema = json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert json.loads(json.dumps(schema)) == schema
+    objects = dict(_objects(schema))
+    assert set(objects) == {"$", "$.image", "$.registries[]", "$.retry"}
+    for path, obj in objects.items():
+        assert obj["additionalProperties"] is False, path
+        assert "description" in obj, path
+        for key, prop in obj["properties"].items():
+            assert prop.get("description"), f"{path}.{key}"
+
+
+def test_schema_keys_enums_and_defaults_match_the_loader():
+    schema = json_schema()
+    props = schema["properties"]
+    assert tuple(props) == cfg.TOP_KEYS
+    assert schema["required"] == list(cfg.TOP_REQUIRED)
+    assert tuple(props["image"]["properties"]) == cfg.IMAGE_KEYS
+    assert props["image"]["required"] == list(cfg.IMAGE_REQUIRED)
+    registry = props["registries"]["items"]
+    assert tuple(registry["properties"]) == cfg.REGISTRY_KEYS
+    assert registry["required"] == list(cfg.REGISTRY_REQUIRED)
+    assert registry["properties"]["type"]["enum"] == list(cfg.REGISTRY_TYPES)
+    assert tuple(props["retry"]["properties"]) == cfg.RETRY_KEYS
+    retry_defaults = cfg.RetryConfig()
+    assert props["retry"]["properties"]["attempts"]["default"] == retry_defaults.attempts
+    assert props["retry"]["properties"]["max_delay"]["default"] == retry_defaults.max_delay
+    assert props["version"]["const"] == 1
+
+
+def test_json_schema_returns_a_fresh_copy():
+    first = json_schema()
+    first["properties"].clear()
+    assert json_schema()["properties"]
+
+
+# ------------------------------------------------------------------ agreement on examples
+
+VALID = {
+    "minimal": """\
+        image:
+          name: myapp
+        registries:
+          - name: local
+            registry: localhost:5000
+            repository: team/myapp
+        """,
+    "full": """\
+        version: 1
+        image:
+          name: team/myapp
+          context: .
+          dockerfile: Dockerfile
+          build_args: {GREETING: hi, VERSION: 1.10, DEBUG: true}
+          target: runtime
+          labels: {team: core}
+        tags:
+          - type=semver,pattern={{version}}
+          - type=sha
+        flavor:
+          - latest=auto
+        registries:
+          - name: local
+            type: generic
+            registry: localhost:5000
+            repository: team/myapp
+            username_env: LOCAL_USER
+            password_env: LOCAL_PASS
+            ca_file: ca.crt
+            insecure: false
+          - name: ghcr
+            type: ghcr
+            registry: ghcr.io
+            repository: me/myapp
+        retry:
+          attempts: 1
+          max_delay: 0.5
+        """,
+    "hosts": """\
+        image: {name: a.b/c__d}
+        flavor: []
+        registries:
+          - {name: v4, registry: '127.0.0.1:5000', repository: x}
+          - {name: v6, registry: '[::1]:5000', repository: x}
+          - {name: fqdn, type: ecr, registry: 1.dkr.ecr.eu-west-1.amazonaws.com, repository: x-y}
+          - {name: max-port, registry: 'localhost:65535', repository: x}
+        retry: {}
+        """,
+}
+
+INVALID = {
+    "unknown key": ("image:\n  name: myapp\n  dockerfil: x\n", "dockerfil"),
+    "bad type enum": ("    type: quay\n", "quay"),
+    "upper-case repository": ("    repository: Team/App\n", "Team/App"),
+    "username without password": ("    username_env: U\n", "username_env"),
+    "scheme in host": ("    registry: https://localhost:5000\n", "https"),
+    "port out of range": ("    registry: localhost:65536\n", "65536"),
+    "zero attempts": ("retry: {attempts: 0}\n", "attempts"),
+    "zero delay": ("retry: {max_delay: 0}\n", "max_delay"),
+    "bad version": ("version: 2\n", "version"),
+    "empty tags": ("tags: []\n", "tags"),
+    "bad registry name": ("    name: Local\n", "Local"),
+    "bad env name": ("    username_env: 1X\n    password_env: P\n", "username_env"),
+    "build_args list": ("image:\n  name: myapp\n  build_args: [a]\n", "build_args"),
+    "no registries": ("registries: []\n", "registries"),
+}
+
+BASE = {
+    "image": {"name": "myapp"},
+    "registries": [{"name": "local", "registry": "localhost:5000", "repository": "team/myapp"}],
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = tmp_path / "release.yml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _invalid_document(snippet: str) -> str:
+    """BASE with `snippet` merged in: registry-level lines go into the one registry."""
+    data = json.loads(json.dumps(BASE))
+    if snippet.startswith("    "):
+        data["registries"][0].update(yaml.safe_load(textwrap.dedent(snippet)))
+    else:
+        data.update(yaml.safe_load(snippet))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_configs_pass_the_loader_and_the_schema(tmp_path, name):
+    path = _write(tmp_path, VALID[name])
+    load_config(path)
+    assert check(yaml.safe_load(path.read_text()), json_schema()) == []
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_configs_fail_the_loader_and_the_schema(tmp_path, name):
+    snippet, word = INVALID[name]
+    text = _invalid_document(snippet)
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert word in str(info.value)
+    assert check(yaml.safe_load(text), json_schema()) != []
+
+
+def test_base_document_is_valid(tmp_path):
+    """The invalid cases differ from BASE only by their snippet."""
+    text = yaml.safe_dump(BASE, sort_keys=False)
+    load_config(_write(tmp_path, text))
+    assert check(BASE, json_schema()) == []
+
+
+def test_with_jsonschema_when_installed(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    validator_class = jsonschema.Draft202012Validator
+    validator_class.check_schema(json_schema())
+    validator = validator_class(json_schema())
+    for text in VALID.values():
+        assert list(validator.iter_errors(yaml.safe_load(textwrap.dedent(text)))) == []
+    for snippet, _word in INVALID.values():
+        assert list(validator.iter_errors(yaml.safe_load(_invalid_document(snippet))))
