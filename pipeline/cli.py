@@ -27,6 +27,14 @@ class ReleaseGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: say so without a traceback that could carry a secret
+            if os.environ.get("RELEASE_DEBUG"):
+                raise
+            click.echo(redact(f"internal error: {type(exc).__name__}: {exc}\n"
+                              "  hint: re-run with RELEASE_DEBUG=1 for a traceback and report it"), err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=ReleaseGroup, context_settings=CONTEXT_SETTINGS)
@@ -55,7 +63,7 @@ def validate(ctx):
     """Check release.yml and print a one-line summary; exit 2 on the first problem."""
     config = _load(ctx)
     names = ", ".join(r.name for r in config.registries)
-    click.echo(f"{ctx.obj['config_path']}: ok (image {config.image.name}, "
+    click.echo(f"{config.display_path}: ok (image {config.image.name}, "
                f"{len(config.tags)} tag rules, registries: {names})")
 
 
@@ -70,12 +78,17 @@ def _derive(config, version=None, ref=None, sha=None, event=None, default_branch
     from .sourceinfo import git
     from .tags import derive_tags, resolve_context, validate_release_version
 
+    from .errors import TagRuleError
+
     if version is not None:
         validate_release_version(version, config.tags)
     cwd = config.path.parent
     ctx = resolve_context(version=version, ref=ref, sha=sha, event=event, default_branch=default_branch,
                           env=os.environ, git=lambda args: git(args, cwd))
-    return derive_tags(config.tags, config.flavor, ctx)
+    try:
+        return derive_tags(config.tags, config.flavor, ctx)
+    except TagRuleError as exc:  # e.g. a rule that produced an invalid tag: point at its line
+        raise config.rule_error(exc) from None
 
 
 @cli.command()

@@ -1,0 +1,212 @@
+"""`release build-push` end to end: real engine, real registries, checked through the registry API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import write_context
+
+pytestmark = pytest.mark.integration
+
+RELEASE = [sys.executable, "-m", "pipeline"]
+
+
+def run_release(config: Path, *args: str, env: dict | None = None, timeout: int = 300):
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.run([*RELEASE, "-c", str(config), *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=config.parent)
+    return proc
+
+
+def registry_block(name: str, reg, repo: str, *, with_auth: bool = False) -> str:
+    lines = [f"  - name: {name}", "    type: generic", f"    registry: {reg.host}", f"    repository: {repo}"]
+    if with_auth:
+        lines += ["    username_env: TEST_REG_USER", "    password_env: TEST_REG_PASS"]
+    if reg.ca_file:
+        lines.append(f"    ca_file: {reg.ca_file}")
+    return "\n".join(lines)
+
+
+def write_release(tmp_path: Path, registries: list[str], *, retry: str = "", extra: str = "",
+                  content: str | None = None) -> Path:
+    ctx = tmp_path / "app"
+    write_context(ctx, content or f"payload {uuid.uuid4()}")
+    config = tmp_path / "release.yml"
+    config.write_text(
+        "image:\n"
+        f"  name: rtest-{uuid.uuid4().hex[:8]}\n"
+        "  context: app\n"
+        f"{extra}"
+        "registries:\n" + "\n".join(registries) + "\n" + retry)
+    return config
+
+
+@pytest.fixture
+def repo():
+    return f"it/app-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def auth_env(auth_tls_registry):
+    return {"TEST_REG_USER": auth_tls_registry.username, "TEST_REG_PASS": auth_tls_registry.password}
+
+
+def assert_no_secret(proc, secret: str):
+    assert secret not in proc.stdout
+    assert secret not in proc.stderr
+
+
+def test_release_to_two_registries_same_digest_everywhere(tmp_path, docker_engine, plain_registry,
+                                                          auth_tls_registry, auth_env, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo),
+                                      registry_block("secure", auth_tls_registry, repo, with_auth=True)])
+    proc = run_release(config, "build-push", "1.2.3", "--json", env=auth_env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    digest = report["digest"]
+    assert digest.startswith("sha256:")
+    assert report["tags"] == ["1.2.3", "1.2", "1", "latest"]
+    for reg in (plain_registry, auth_tls_registry):
+        assert sorted(reg.tags(repo)) == sorted(["1.2.3", "1.2", "1", "latest"])
+        for tag in report["tags"]:
+            assert reg.manifest_digest(repo, tag) == digest
+    assert {r["status"] for r in report["results"]} == {"pushed"}
+    assert len(report["results"]) == 8
+    assert_no_secret(proc, auth_tls_registry.password)
+
+    # The built image carries the OCI labels under the user's.
+    labels = docker_engine.images.get(report["image_id"]).labels
+    assert labels["org.opencontainers.image.version"] == "1.2.3"
+    assert "org.opencontainers.image.created" in labels
+
+    # Re-running after success changes nothing.
+    again = run_release(config, "build-push", "1.2.3", "--json", "--no-build", env=auth_env)
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert second["digest"] == digest
+    assert {r["status"] for r in second["results"]} == {"already there"}
+    assert_no_secret(again, auth_tls_registry.password)
+
+
+def test_rebuild_rerun_keeps_the_digest(tmp_path, docker_engine, plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    first = run_release(config, "build-push", "2.0.0", "--json")
+    assert first.returncode == 0, first.stderr
+    again = run_release(config, "build-push", "2.0.0", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["digest"] == json.loads(first.stdout)["digest"]
+    assert {r["status"] for r in json.loads(again.stdout)["results"]} == {"already there"}
+
+
+def test_prerelease_pushes_no_floating_tags(tmp_path, docker_engine, plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    proc = run_release(config, "build-push", "1.3.0-rc.1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tags"] == ["1.3.0-rc.1"]
+    assert plain_registry.tags(repo) == ["1.3.0-rc.1"]
+
+
+def test_wrong_password_fails_fast_without_retries(tmp_path, docker_engine, plain_registry,
+                                                   auth_tls_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo),
+                                      registry_block("secure", auth_tls_registry, repo, with_auth=True)],
+                           retry="retry:\n  attempts: 5\n  max_delay: 30\n")
+    bad = "wrong-password-123456"
+    start = time.monotonic()
+    proc = run_release(config, "build-push", "1.2.3", env={"TEST_REG_USER": auth_tls_registry.username,
+                                                           "TEST_REG_PASS": bad})
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "retrying" not in proc.stderr
+    assert "TEST_REG_USER/TEST_REG_PASS" in proc.stdout  # names the source of the credentials
+    assert elapsed < 60  # five attempts with backoff up to 30 s would take longer
+    assert_no_secret(proc, bad)
+    # The immutable tag reached the plain registry, but no floating tag moved anywhere.
+    assert plain_registry.tags(repo) == ["1.2.3"]
+    assert auth_tls_registry.tags(repo) == []
+
+
+def test_registry_down_then_back_completes_on_rerun(tmp_path, docker_engine, plain_registry,
+                                                    make_registry, repo):
+    flaky = make_registry()
+    flaky.stop()
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo),
+                                      registry_block("flaky", flaky, repo)],
+                           retry="retry:\n  attempts: 2\n  max_delay: 1\n")
+    proc = run_release(config, "build-push", "3.1.4")
+    assert proc.returncode == 1
+    assert "flaky" in proc.stdout
+    assert "retrying" in proc.stderr  # a refused connection is transient
+    assert plain_registry.tags(repo) == ["3.1.4"]  # no floating tag moved
+
+    flaky.restart()
+    again = run_release(config, "build-push", "3.1.4", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    report = json.loads(again.stdout)
+    for reg in (plain_registry, flaky):
+        assert sorted(reg.tags(repo)) == ["3", "3.1", "3.1.4", "latest"]
+        assert {reg.manifest_digest(repo, t) for t in report["tags"]} == {report["digest"]}
+
+
+def test_no_build_pushes_the_local_image_and_dry_run_touches_nothing(tmp_path, docker_engine,
+                                                                    plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    missing = run_release(config, "build-push", "4.0.0", "--no-build")
+    assert missing.returncode == 2
+    assert "not found" in missing.stderr
+
+    dry = run_release(config, "build-push", "4.0.0", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["registries"]["plain"][0] == f"{plain_registry.host}/{repo}:4.0.0"
+    assert plain_registry.tags(repo) == []
+
+    image = docker_engine.images.build(path=str(tmp_path / "app"), rm=True)[0]
+    name = [line for line in config.read_text().splitlines() if "name: rtest-" in line][0].split()[-1]
+    image.tag(name, "4.0.0")
+    proc = run_release(config, "build-push", "4.0.0", "--no-build", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert plain_registry.manifest_digest(repo, "latest") == json.loads(proc.stdout)["digest"]
+
+
+def test_build_failure_exits_1_with_the_failing_step(tmp_path, docker_engine, plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\nCOPY does-not-exist /x\n")
+    proc = run_release(config, "build-push", "1.0.0")
+    assert proc.returncode == 1
+    assert "build failed" in proc.stderr
+    assert "does-not-exist" in proc.stderr
+    assert plain_registry.tags(repo) == []
+
+
+def test_bad_input_exit_2_names_the_line_and_touches_nothing(tmp_path, plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    text = config.read_text().replace("  context: app\n", "  context: app\n  dockerfil: Dockerfile\n")
+    config.write_text(text)
+    proc = run_release(config, "build-push", "1.0.0")
+    assert proc.returncode == 2
+    assert "release.yml:4:3" in proc.stderr
+    assert "dockerfile" in proc.stderr  # the did-you-mean hint
+    assert plain_registry.tags(repo) == []
+
+
+def test_bad_version_and_missing_env_are_usage_errors(tmp_path, plain_registry, auth_tls_registry, repo):
+    config = write_release(tmp_path, [registry_block("secure", auth_tls_registry, repo, with_auth=True)])
+    bad_version = run_release(config, "build-push", "1.2")
+    assert bad_version.returncode == 2
+    assert "1.2.0" in bad_version.stderr  # says what is accepted
+    env = {k: v for k, v in os.environ.items() if k not in ("TEST_REG_USER", "TEST_REG_PASS")}
+    proc = subprocess.run([*RELEASE, "-c", str(config), "build-push", "1.0.0"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "TEST_REG_USER" in proc.stderr
+    assert auth_tls_registry.tags(repo) == []

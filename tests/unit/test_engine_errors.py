@@ -1,0 +1,36 @@
+import pytest
+
+from pipeline.engine import PushAuthError, PushError, PushTransientError, classify_push_error
+from pipeline.registry.auth import parse_challenge
+from pipeline.sourceinfo import clean_remote_url
+
+
+@pytest.mark.parametrize("message, kind", [
+    ("unauthorized: authentication required", PushAuthError),
+    ("denied: requested access to the resource is denied", PushAuthError),
+    ("no basic auth credentials", PushAuthError),
+    ('Get "http://127.0.0.1:5999/v2/": dial tcp 127.0.0.1:5999: connect: connection refused', PushTransientError),
+    ("received unexpected HTTP status: 503 Service Unavailable", PushTransientError),
+    ("toomanyrequests: rate limit", PushTransientError),
+    ("manifest invalid: manifest invalid", PushError),
+])
+def test_push_errors_are_classified(message, kind):
+    assert classify_push_error(message) is kind
+
+
+def test_bearer_challenge_is_parsed():
+    ch = parse_challenge('Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push"')
+    assert ch.scheme == "bearer"
+    assert ch.params == {"realm": "https://auth.example/token", "service": "registry",
+                         "scope": "repository:a/b:pull,push"}
+    assert parse_challenge('Basic realm="Registry Realm"').scheme == "basic"
+
+
+@pytest.mark.parametrize("remote, url", [
+    ("git@github.com:acme/app.git", "https://github.com/acme/app"),
+    ("https://user:ghp_secret@github.com/acme/app.git", "https://github.com/acme/app"),
+    ("ssh://git@gitlab.example:2222/g/app.git", "https://gitlab.example/g/app"),
+    ("/local/path", None),
+])
+def test_remote_urls_never_keep_credentials(remote, url):
+    assert clean_remote_url(remote) == url
