@@ -32,8 +32,10 @@ def register(secret: str | None) -> None:
         _secrets.update(variants)
     if new and os.environ.get("GITHUB_ACTIONS") == "true":
         for value in sorted(new):
-            sys.stdout.write(f"::add-mask::{value}\n")
-        sys.stdout.flush()
+            # stderr: the runner reads workflow commands from both streams, and stdout
+            # must stay clean for --json.
+            sys.stderr.write(f"::add-mask::{value}\n")
+        sys.stderr.flush()
 
 
 def register_basic(username: str | None, password: str | None) -> None:

@@ -106,7 +106,9 @@ class Releaser:
         """
         existing = self.engine.inspect(self.plan.local_ref)
         labels = ((existing or {}).get("Config") or {}).get("Labels") or {}
-        if labels.get(PREFIX + "version") == self.plan.version and labels.get(PREFIX + "created"):
+        same_source = labels.get(PREFIX + "revision") == git_revision(self.config.path.parent, self.env)
+        if (labels.get(PREFIX + "version") == self.plan.version and same_source
+                and labels.get(PREFIX + "created")):
             return labels[PREFIX + "created"]
         return datetime.now(timezone.utc)
 

@@ -13,3 +13,16 @@ Public API (implemented in the submodules, re-exported here):
     derive_tags(rules, flavor, ctx) -> TagResult                # raises TagRuleError / UsageError
     TagResult(version: str | None, tags: list[str], latest: bool)
 """
+
+from .context import TagContext, context_for_version, resolve_context, run_git
+from .derive import (TagResult, derive_tags, is_prerelease, is_valid_tag, sanitize_tag,
+                     validate_release_version)
+from .rules import (DEFAULT_FLAVOR_LINES, DEFAULT_TAG_LINES, Flavor, TagRule, parse_flavor,
+                    parse_tag_rule, parse_tag_rules)
+
+__all__ = [
+    "DEFAULT_FLAVOR_LINES", "DEFAULT_TAG_LINES", "Flavor", "TagContext", "TagResult", "TagRule",
+    "context_for_version", "derive_tags", "is_prerelease", "is_valid_tag", "parse_flavor",
+    "parse_tag_rule", "parse_tag_rules", "resolve_context", "run_git", "sanitize_tag",
+    "validate_release_version",
+]
