@@ -104,16 +104,17 @@ def make_plan(config, result, registries, *, build: bool = True) -> Plan:
 
 def format_plan(plan: Plan) -> str:
     lines = [f"version {plan.version}  tags: {', '.join(plan.tags)}"]
-    for n, step in enumerate(plan.steps(), 1):
-        kind = step["step"]
-        if kind == "build":
-            extra = f" (target {step['target']})" if step["target"] else ""
-            lines.append(f"{n:>3}. build  {step['image']} from {step['context']}/{step['dockerfile']}{extra}")
-        elif kind == "use-local":
-            lines.append(f"{n:>3}. use    local image {step['image']} (--no-build)")
-        elif kind == "push":
-            lines.append(f"{n:>3}. push   [{step['registry']}] {step['ref']}"
-                         f"{'   (after every immutable push)' if step['phase'] == 'floating' else ''}")
-        else:
-            lines.append(f"{n:>3}. verify every reference resolves to the same digest")
+    if plan.build:
+        target = f" (target {plan.build.target})" if plan.build.target else ""
+        lines.append(f"1. build {plan.local_ref} from {plan.build.context}/{plan.build.dockerfile}{target}")
+    else:
+        lines.append(f"1. use the local image {plan.local_ref} (--no-build)")
+    lines.append(f"2. push the immutable tag {plan.version} (registries in parallel)")
+    lines += [f"     [{t.registry}] {t.ref(t.immutable)}" for t in plan.targets]
+    if any(t.floating for t in plan.targets):
+        lines.append("3. move the floating tags, only once step 2 succeeded on every registry")
+        lines += [f"     [{t.registry}] {t.ref(tag)}" for t in plan.targets for tag in t.floating]
+    else:
+        lines.append("3. no floating tags for this version")
+    lines.append("4. verify that every reference resolves to the same digest on its registry")
     return "\n".join(lines)

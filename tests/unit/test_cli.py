@@ -1,0 +1,116 @@
+"""The CLI's pure commands and its error handling, without an engine or a registry."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+CONFIG = """\
+image:
+  name: myapp
+  context: app
+registries:
+  - name: local
+    registry: localhost:5000
+    repository: team/myapp
+  - name: other
+    registry: registry.example.com
+    repository: team/myapp
+    username_env: OTHER_USER
+    password_env: OTHER_PASS
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "release.yml").write_text(CONFIG)
+    return tmp_path
+
+
+def run(project, *args, env=None):
+    return CliRunner().invoke(cli, ["-c", str(project / "release.yml"), *args], env=env or {})
+
+
+def test_version_and_help_are_fast_paths():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and "release, version" in result.output
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "build-push" in result.output
+
+
+def test_validate_ok(project):
+    result = run(project, "validate")
+    assert result.exit_code == 0
+    assert "registries: local, other" in result.output
+
+
+def test_tags_json_has_version_tags_latest_and_refs(project):
+    result = run(project, "tags", "v1.4.2", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["version"] == "1.4.2"
+    assert data["tags"] == ["1.4.2", "1.4", "1", "latest"]
+    assert data["latest"] is True
+    assert data["refs"]["other"][-1] == "registry.example.com/team/myapp:latest"
+
+
+def test_tags_from_github_environment(project):
+    env = {"GITHUB_REF": "refs/tags/v2.0.0", "GITHUB_SHA": "a" * 40, "GITHUB_EVENT_NAME": "push"}
+    result = run(project, "tags", env=env)
+    assert result.output.split() == ["2.0.0", "2.0", "2", "latest"]
+
+
+def test_plan_json_orders_immutable_before_floating(project):
+    result = run(project, "plan", "1.2.3", "--json", "--registry", "local")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert list(plan["registries"]) == ["local"]
+    phases = [s["phase"] for s in plan["steps"] if s["step"] == "push"]
+    assert phases == ["immutable", "floating", "floating", "floating"]
+
+
+def test_unknown_registry_is_exit_2(project):
+    result = run(project, "plan", "1.2.3", "--registry", "nope")
+    assert result.exit_code == 2
+    assert "nope" in result.output
+
+
+def test_bad_version_is_exit_2_saying_what_is_accepted(project):
+    result = run(project, "plan", "1.2")
+    assert result.exit_code == 2
+    assert "MAJOR.MINOR.PATCH" in result.output
+
+
+def test_invalid_produced_tag_points_at_the_rule_line(project):
+    text = CONFIG.replace("registries:", "tags:\n  - type=semver,pattern={{version}}\n  - type=raw,value=-bad\nregistries:")
+    (project / "release.yml").write_text(text)
+    result = run(project, "tags", "1.0.0")
+    assert result.exit_code == 2
+    assert "release.yml:6:5" in result.output
+    assert "-bad" in result.output
+
+
+def test_dry_run_touches_nothing_and_needs_no_engine(project, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    result = run(project, "build-push", "1.2.3", "--dry-run", "--registry", "local",
+                 env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 0, result.output
+    assert "localhost:5000/team/myapp:latest" in result.output
+
+
+def test_missing_credentials_env_is_exit_2_before_any_work(project):
+    result = run(project, "build-push", "1.2.3", "--registry", "other",
+                 env={"DOCKER_HOST": "unix:///nonexistent.sock", "OTHER_USER": "u"})
+    assert result.exit_code == 2
+    assert "OTHER_PASS is not set" in result.output
+
+
+def test_schema_is_json_with_registry_types(project):
+    result = CliRunner().invoke(cli, ["schema"])
+    schema = json.loads(result.output)
+    text = json.dumps(schema)
+    assert "ghcr" in text and "username_env" in text
