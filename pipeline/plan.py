@@ -118,3 +118,29 @@ def format_plan(plan: Plan) -> str:
         lines.append("3. no floating tags for this version")
     lines.append("4. verify that every reference resolves to the same digest on its registry")
     return "\n".join(lines)
+
+
+def highest_release(tags) -> str | None:
+    """The highest stable semantic version among `tags` (prereleases never count)."""
+    from .tags.semver import parse_semver, precedence
+
+    best = None
+    for tag in tags:
+        v = parse_semver(tag)
+        if v is not None and not v.is_prerelease and (best is None or precedence(v) > precedence(best)):
+            best = v
+    return best.raw if best else None
+
+
+def latest_moves(version: str, existing_tags) -> tuple[bool, str | None]:
+    """flavor latest=highest: does `latest` move to `version` on a registry holding `existing_tags`?
+
+    Returns (moves, highest other release). A backport 1.9.1 after 2.0.0 does not move it.
+    """
+    from .tags.semver import parse_semver, precedence
+
+    mine = parse_semver(version)
+    highest = highest_release(t for t in existing_tags if t != version)
+    if mine is None or highest is None:
+        return mine is not None, highest
+    return precedence(mine) >= precedence(parse_semver(highest)), highest

@@ -159,7 +159,7 @@ _SCHEMA: dict[str, Any] = {
             min_items=1,
         ),
         "flavor": _rule_list(
-            "Flavor options as in docker/metadata-action (latest=auto|true|false, "
+            "Flavor options as in docker/metadata-action (latest=auto|true|false|highest, "
             "prefix=..., suffix=...). Default: latest=auto.",
             min_items=0,
         ),

@@ -33,6 +33,13 @@ class TagResult:
     tags: list[str]  # version first, then the rest de-duplicated, `latest` last
     latest: bool
     warnings: list[str] = field(default_factory=list)  # what metadata-action logs as warnings
+    # flavor latest=highest: `latest` moves on a registry only if `version` is the highest
+    # release there (decided by the caller, which can see the registry)
+    latest_if_highest: bool = False
+
+    @property
+    def latest_tag(self) -> str | None:
+        return self.tags[-1] if self.latest and self.tags else None
 
 
 def sanitize_tag(value: str) -> str:
@@ -247,7 +254,7 @@ def derive_tags(rules: list[TagRule], flavor: Flavor, ctx: TagContext) -> TagRes
         elif value != main:
             partial.append(value)
         if latest is None:
-            latest = vote if flavor.latest == "auto" else flavor.latest == "true"
+            latest = vote if flavor.latest in ("auto", "highest") else flavor.latest == "true"
 
     if main is None:
         return TagResult(version=None, tags=[], latest=False, warnings=d.warnings)
@@ -263,7 +270,8 @@ def derive_tags(rules: list[TagRule], flavor: Flavor, ctx: TagContext) -> TagRes
         rest = [t for t in rest if t != latest_tag]  # never push `latest` twice
         if latest_tag != main:
             rest.append(latest_tag)
-    return TagResult(version=main, tags=[main, *rest], latest=bool(latest), warnings=d.warnings)
+    return TagResult(version=main, tags=[main, *rest], latest=bool(latest), warnings=d.warnings,
+                     latest_if_highest=bool(latest) and flavor.latest == "highest")
 
 
 _GIT_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")

@@ -126,7 +126,7 @@ class TagRule:
 
 @dataclass(frozen=True)
 class Flavor:
-    latest: str = "auto"  # "auto" | "true" | "false"
+    latest: str = "auto"  # "auto" | "true" | "false" | "highest" (auto, and only the highest release)
     prefix: str = ""
     prefix_latest: bool = False
     suffix: str = ""
@@ -259,7 +259,7 @@ def parse_tag_rules(lines: list[str]) -> list[TagRule]:
 
 
 def parse_flavor(lines: list[str]) -> Flavor:
-    """Parse `flavor:` lines (`latest=auto|true|false`, `prefix=X[,onlatest=true]`, `suffix=...`);
+    """Parse `flavor:` lines (`latest=auto|true|false|highest`, `prefix=X[,onlatest=true]`, `suffix=...`);
     raise TagRuleError(index=i, section="flavor")."""
     values: dict[str, object] = {"latest": "auto", "prefix": "", "prefix_latest": False,
                                  "suffix": "", "suffix_latest": False,
@@ -284,8 +284,8 @@ def parse_flavor(lines: list[str]) -> Flavor:
                 raise fail(f"a flavor value cannot contain '=': {raw_field.strip()!r}")
             key, value = parts[0].lower(), parts[1]
             if key == "latest":
-                if value not in ("auto", "true", "false"):
-                    raise fail(f"latest must be auto, true or false, got {value!r}")
+                if value not in ("auto", "true", "false", "highest"):
+                    raise fail(f"latest must be auto, true, false or highest, got {value!r}")
                 values["latest"] = value
             elif key in ("prefix", "suffix"):
                 try:

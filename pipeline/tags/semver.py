@@ -61,3 +61,14 @@ def parse_semver(text: str) -> SemVer | None:
 
 def is_semver(text: str) -> bool:
     return parse_semver(text) is not None
+
+
+def _pre_key(ident: str) -> tuple[int, int, str]:
+    # SemVer 2.0.0 §11: numeric identifiers sort numerically and below alphanumeric ones.
+    return (0, int(ident), "") if ident.isdigit() else (1, 0, ident)
+
+
+def precedence(v: SemVer) -> tuple:
+    """A sort key with SemVer precedence: 1.0.0-rc.1 < 1.0.0 < 1.0.1 < 1.10.0 (build ignored)."""
+    pre = (1,) if not v.prerelease else (0, *(_pre_key(i) for i in v.prerelease))
+    return (v.major, v.minor, v.patch, pre)

@@ -51,3 +51,16 @@ def test_no_build_plan_uses_the_local_image():
 def test_no_tags_is_a_usage_error():
     with pytest.raises(UsageError, match="no tag"):
         make_plan(config(), result([]), [reg("a")])
+
+
+@pytest.mark.parametrize("version, existing, moves", [
+    ("1.9.1", ["2.0.0", "1.9.0", "latest", "2"], False),      # a backport never steals latest
+    ("2.0.1", ["2.0.0", "1.9.0", "latest"], True),
+    ("2.0.0", ["2.0.0", "latest"], True),                      # re-run of the same release
+    ("1.0.0", ["3.0.0-rc.1", "0.9.0"], True),                  # prereleases do not count
+    ("v1.10.0", ["v1.9.0", "1.2.0"], True),                    # semver order, not string order
+    ("1.2.0", [], True),
+])
+def test_latest_highest(version, existing, moves):
+    from pipeline.plan import latest_moves
+    assert latest_moves(version, existing)[0] is moves

@@ -563,7 +563,7 @@ def test_parse_flavor(lines, expected):
     (["latest=auto", "randomstr"], 1, "invalid flavor entry"),
     (["unknwown=foo"], 0, "unknown flavor entry"),
     (["latest"], 0, "invalid flavor entry"),
-    (["latest=foo"], 0, "latest must be auto, true or false"),
+    (["latest=foo"], 0, "latest must be auto, true, false or highest"),
     (["suffix=-x,onlatest=yes"], 0, "onlatest must be true or false"),
     (["latest=auto,onlatest=true"], 0, "onlatest must follow prefix= or suffix="),
     (["prefix=a=b"], 0, "cannot contain '='"),
@@ -733,3 +733,14 @@ def test_js_regex(pattern, text, expected):
 def test_js_regex_bad_flags():
     with pytest.raises(JsRegexError):
         compile_js_regex("/a/gg")
+
+
+def test_latest_highest_votes_like_auto_and_marks_the_result():
+    from pipeline.tags import context_for_version, derive_tags, parse_flavor, parse_tag_rule
+    rules = [parse_tag_rule("type=semver,pattern={{version}}", 0)]
+    stable = derive_tags(rules, parse_flavor(["latest=highest"]), context_for_version("1.9.1"))
+    assert stable.tags == ["1.9.1", "latest"] and stable.latest_if_highest
+    pre = derive_tags(rules, parse_flavor(["latest=highest"]), context_for_version("2.0.0-rc.1"))
+    assert pre.tags == ["2.0.0-rc.1"] and not pre.latest_if_highest
+    auto = derive_tags(rules, parse_flavor(["latest=auto"]), context_for_version("1.9.1"))
+    assert not auto.latest_if_highest
