@@ -1,1 +1,16 @@
-"""A small OCI Distribution API client (on requests): auth, manifest lookups."""
+"""A small OCI Distribution API client (on requests): auth, manifests, blobs, copy, tags.
+
+    reference.py  parse_reference / Reference (Docker Hub rules)
+    client.py     RegistryClient: manifests, blobs, uploads, mounts, tags, catalog, delete
+    copy.py       copy_image / tag_image / CopyResult
+    transport.py  scheme choice, TLS, auth and the single re-auth on 401
+    auth.py       WWW-Authenticate parsing, scopes, Bearer token cache and fetch
+    retry.py      Retry-After, backoff with jitter, tenacity policy
+    upload.py     one monolithic / chunked blob upload attempt
+    stream.py     verifying blob download stream, sized upload body
+    links.py      Link header pagination;  limits.py per-host concurrency
+    manifest.py   media types, manifest parsing;  digest.py digests and verification
+    errors.py     RegistryAPIError and error-body parsing;  tls.py CA bundle with ca_file
+
+Submodules are imported lazily by their users: `import pipeline.registry` stays cheap.
+"""

@@ -1,47 +1,45 @@
-"""Talk to one registry's HTTP API: ping, resolve a reference to its manifest digest.
+"""A small OCI Distribution API client on requests: manifests, blobs, tags, catalog.
 
-Scheme: HTTPS verified by default (`ca_file` for a private CA). Loopback hosts
-and registries marked `insecure` may fall back to plain HTTP, as dockerd does.
+    client = RegistryClient("localhost:5000", creds, ca_file=None, insecure=False)
+    info = client.head_manifest("team/app", "1.0")             # ManifestInfo | None
+    body, info = client.get_manifest("team/app", "1.0")        # exact bytes, verified digest
+    client.put_manifest("team/app", "1.1", body)               # Content-Type = its mediaType
+    client.upload_blob("team/app", digest, size, source)       # source: bytes | () -> iterable
+
+Every public operation is retried as a whole on transient failures (retry.py), holds
+one of the host's concurrency slots (limits.py) and raises RegistryAPIError
+(`.status`, `.auth`, `.transient`) whose message is redacted. Connection, TLS and
+authentication details live in transport.py and auth.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import threading
-import warnings
+import time
 from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlencode
 
-from .. import redact
 from ..credentials import ANONYMOUS, Credentials
-from .auth import Challenge, TokenCache, fetch_token, parse_challenge
+from ..errors import UsageError
+from . import upload
+from .auth import merge_scopes, repository_scope
+from .digest import hasher_for, is_digest
+from .errors import DigestMismatch, RegistryAPIError, from_response
+from .limits import LIMITER
+from .links import next_url
+from .manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
+from .reference import normalize_host
+from .retry import retrying
+from .stream import BlobStream, Source
+from .tls import verify_setting
+from .transport import Transport, is_loopback
 
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
+__all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES",
+           "is_loopback"]
 
-
-class RegistryAPIError(Exception):
-    def __init__(self, message: str, *, status: int | None = None, auth: bool = False,
-                 transient: bool = False):
-        super().__init__(redact.redact(message))
-        self.status = status
-        self.auth = auth
-        self.transient = transient
-
-
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+CATALOG_SCOPE = ("registry:catalog:*",)
+DELETE_HINT = ("the registry does not allow deleting manifests (distribution/registry:2: set "
+               "storage.delete.enabled: true, or REGISTRY_STORAGE_DELETE_ENABLED=true)")
 
 
 @dataclass(frozen=True)
@@ -53,141 +51,323 @@ class ManifestInfo:
 
 class RegistryClient:
     def __init__(self, host: str, credentials: Credentials = ANONYMOUS, *, ca_file=None,
-                 insecure: bool = False, timeout: float = 30.0):
-        import requests  # lazy: keep CLI start-up fast
-
+                 insecure: bool = False, timeout: float = 30.0, retry_attempts: int = 5,
+                 retry_max_delay: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str, int, BaseException, float], None] | None = None):
+        """`sleep` and `on_retry(what, attempt, error, wait)` are hooks for tests and progress output."""
         self.host = host
         self.credentials = credentials
         self.timeout = timeout
-        self._session = requests.Session()
-        self._verify = str(ca_file) if ca_file else True
-        self._may_use_http = insecure or is_loopback(host)
-        self._base: str | None = None
-        self._challenge: Challenge | None = None
-        self._tokens = TokenCache()
-        self._lock = threading.Lock()
+        self.retry_attempts = retry_attempts
+        self.retry_max_delay = retry_max_delay
+        self._sleep = sleep
+        self._on_retry = on_retry
+        try:
+            verify = verify_setting(ca_file)
+        except OSError as exc:
+            raise UsageError(f"registry {host}: cannot read ca_file {ca_file}: {exc.strerror or exc}",
+                             hint="ca_file must be a PEM file with the registry's CA certificate") from None
+        self._transport = Transport(host, credentials, verify=verify, insecure=insecure,
+                                    timeout=timeout)
 
-    # -- connection -------------------------------------------------------------------------
-    def _ping(self):
-        """Find a working base URL and the auth challenge, once."""
-        import requests
+    def __repr__(self) -> str:
+        return f"<RegistryClient {self.host} ({self.credentials.describe()})>"
 
-        with self._lock:
-            if self._base is not None:
-                return
-            # Like dockerd for insecure registries: verified TLS, then unverified TLS, then HTTP.
-            attempts = [("https", self._verify)]
-            if self._may_use_http:
-                attempts += [("https", False), ("http", True)]
-            last: Exception | None = None
-            for scheme, verify in attempts:
-                url = f"{scheme}://{self.host}/v2/"
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        resp = self._session.get(url, timeout=self.timeout, verify=verify)
-                except requests.exceptions.ConnectionError as exc:  # includes SSLError
-                    last = exc
-                    continue
-                if resp.status_code >= 500:
-                    raise RegistryAPIError(f"{self.host}: /v2/ answered HTTP {resp.status_code}",
-                                           status=resp.status_code, transient=True)
-                self._base = f"{scheme}://{self.host}"
-                self._verify = verify
-                if resp.status_code == 401:
-                    self._challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
-                return
-            raise RegistryAPIError(f"cannot reach registry {self.host}: {_short(last)}", transient=True)
+    @property
+    def api_host(self) -> str:
+        """The host the HTTP API is served from (Docker Hub: registry-1.docker.io)."""
+        return self._transport.api_host
 
-    def _auth_headers(self, scope: str | None) -> dict[str, str]:
-        ch = self._challenge
-        if ch is None:
-            return {}
-        if ch.scheme == "basic":
-            if self.credentials.password is None:
-                return {}
-            import base64
-            pair = f"{self.credentials.username or ''}:{self.credentials.password}"
-            return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-        if ch.scheme == "bearer" and scope:
-            token = self._tokens.get(scope)
-            if token is None:
-                try:
-                    token = fetch_token(self._session, ch, scope, self.credentials, self._verify)
-                except PermissionError as exc:
-                    raise RegistryAPIError(f"{self.host}: {exc}", auth=True) from None
-                self._tokens.put(scope, token)
-            return {"Authorization": f"Bearer {token}"}
-        return {}
+    @property
+    def registry_key(self) -> str:
+        """Canonical host: two clients with the same key talk to the same registry (mounts work)."""
+        return normalize_host(self._transport.api_host)
 
-    def request(self, method: str, path: str, *, scope: str | None = None, headers=None, **kw):
-        import requests
+    def close(self) -> None:
+        self._transport.session.close()
 
-        self._ping()
-        for attempt in range(2):
-            hdrs = dict(headers or {})
-            hdrs.update(self._auth_headers(scope))
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    resp = self._session.request(method, self._base + path, headers=hdrs,
-                                                 timeout=self.timeout, verify=self._verify, **kw)
-            except requests.exceptions.RequestException as exc:
-                raise RegistryAPIError(f"{self.host}: {method} {path}: {_short(exc)}",
-                                       transient=True) from None
-            if resp.status_code == 401 and attempt == 0:
-                # Token expired or the scope grew: take the new challenge and re-auth once.
-                challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
-                if challenge is not None:
-                    self._challenge = challenge
-                if scope:
-                    self._tokens.drop(scope)
-                continue
-            return resp
-        return resp
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _run(self, what: str, fn, *args, **kwargs):
+        """fn(*args) under the host's concurrency limit, retried as a whole when transient."""
+        def before_sleep(state) -> None:
+            if self._on_retry:
+                self._on_retry(what, state.attempt_number, state.outcome.exception(),
+                               state.next_action.sleep if state.next_action else 0.0)
+
+        with LIMITER.hold(self._transport.api_host):
+            for attempt in retrying(self.retry_attempts, self.retry_max_delay, self._sleep,
+                                    before_sleep):
+                with attempt:
+                    return fn(*args, **kwargs)
+
+    def _request(self, method: str, path: str, **kw):
+        return self._transport.request(method, path, **kw)
+
+    @staticmethod
+    def _pull(repository: str) -> tuple[str, ...]:
+        return (repository_scope(repository, "pull"),)
+
+    @staticmethod
+    def _push(repository: str) -> tuple[str, ...]:
+        return (repository_scope(repository, "pull", "push"),)
+
+    def ping(self) -> None:
+        """Reach /v2/ (choosing https/http) and learn the auth challenge."""
+        self._run("ping", self._transport.ping)
 
     # -- manifests --------------------------------------------------------------------------
     def head_manifest(self, repository: str, reference: str) -> ManifestInfo | None:
-        """The digest a tag or digest resolves to, or None when the registry does not have it."""
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{reference}",
-                            scope=f"repository:{repository}:pull",
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)})
-        if resp.status_code == 404:
-            return None
-        _raise_for(resp, self.host, f"manifest {repository}:{reference}")
-        digest = resp.headers.get("Docker-Content-Digest")
-        if not digest:
-            # Some registries omit the header on HEAD: fetch and hash the bytes ourselves.
-            return self.get_manifest(repository, reference)[1]
-        return ManifestInfo(digest, resp.headers.get("Content-Type", ""),
-                            int(resp.headers.get("Content-Length") or 0))
+        """What a tag or digest resolves to, or None when the registry does not have it."""
+        return self._run(f"HEAD manifest {repository}:{reference}", self._head_manifest,
+                         repository, reference)
+
+    def _head_manifest(self, repository: str, reference: str) -> ManifestInfo | None:
+        what = f"manifest {repository}:{reference}"
+        resp = self._request("HEAD", f"/v2/{repository}/manifests/{reference}",
+                             scopes=self._pull(repository), headers={"Accept": ACCEPT}, what=what)
+        with resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code >= 400:
+                raise from_response(resp, self.host, what)
+            digest = resp.headers.get("Docker-Content-Digest")
+            media_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            size = int(resp.headers.get("Content-Length") or 0)
+        if not is_digest(digest) or media_type not in MANIFEST_TYPES:
+            # Some registries omit the header on HEAD: fetch the bytes and hash them ourselves.
+            return self._get_manifest(repository, reference)[1]
+        if is_digest(reference) and digest != reference:
+            raise DigestMismatch(f"{self.host}: {what}: registry answered with digest {digest}")
+        return ManifestInfo(digest, media_type, size)
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, ManifestInfo]:
-        resp = self.request("GET", f"/v2/{repository}/manifests/{reference}",
-                            scope=f"repository:{repository}:pull",
-                            headers={"Accept": ", ".join(MANIFEST_TYPES)})
-        _raise_for(resp, self.host, f"manifest {repository}:{reference}")
-        body = resp.content
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
-        claimed = resp.headers.get("Docker-Content-Digest")
-        if claimed and claimed != digest and claimed.startswith("sha256:"):
-            raise RegistryAPIError(f"{self.host}: manifest {repository}:{reference} has digest "
-                                   f"{digest} but the registry claims {claimed}")
-        return body, ManifestInfo(digest, resp.headers.get("Content-Type", ""), len(body))
+        """The manifest's exact bytes; its digest is computed here and checked against the registry's."""
+        return self._run(f"GET manifest {repository}:{reference}", self._get_manifest,
+                         repository, reference)
 
+    def _get_manifest(self, repository: str, reference: str) -> tuple[bytes, ManifestInfo]:
+        what = f"manifest {repository}:{reference}"
+        resp = self._request("GET", f"/v2/{repository}/manifests/{reference}",
+                             scopes=self._pull(repository), headers={"Accept": ACCEPT}, what=what)
+        with resp:
+            if resp.status_code >= 400:
+                raise from_response(resp, self.host, what)
+            body = resp.content
+            claimed = resp.headers.get("Docker-Content-Digest")
+            content_type = resp.headers.get("Content-Type")
+        expected = reference if is_digest(reference) else claimed if is_digest(claimed) else None
+        algorithm = expected.split(":", 1)[0] if expected else "sha256"
+        h = hasher_for(f"{algorithm}:")
+        h.update(body)
+        digest = f"{algorithm}:{h.hexdigest()}"
+        if expected and digest != expected:
+            raise DigestMismatch(f"{self.host}: {what}: content has digest {digest}, expected {expected}")
+        if claimed and is_digest(claimed) and claimed != digest:
+            raise DigestMismatch(f"{self.host}: {what}: content has digest {digest} but the "
+                                 f"registry claims {claimed}")
+        try:
+            media_type = media_type_of(body, content_type)
+        except ManifestError as exc:
+            raise RegistryAPIError(f"{self.host}: {what}: {exc}") from None
+        return body, ManifestInfo(digest, media_type, len(body))
 
-def _raise_for(resp, host: str, what: str) -> None:
-    if resp.status_code < 400:
-        return
-    status = resp.status_code
-    if status in (401, 403):
-        raise RegistryAPIError(f"{host}: access to {what} denied (HTTP {status})", status=status, auth=True)
-    transient = status in (408, 429) or status >= 500
-    raise RegistryAPIError(f"{host}: {what}: HTTP {status}", status=status, transient=transient)
+    def put_manifest(self, repository: str, reference: str, body: bytes,
+                     media_type: str | None = None) -> ManifestInfo:
+        """PUT the exact bytes under a tag or digest; Content-Type is the manifest's mediaType.
 
+        Raises DigestMismatch when `reference` is a digest of other bytes, or when the
+        registry stored something else (a converted manifest).
+        """
+        try:
+            declared = media_type_of(body, media_type)
+        except ManifestError as exc:
+            raise UsageError(f"cannot push manifest to {repository}:{reference}: {exc}") from None
+        if media_type and declared != media_type:
+            raise UsageError(f"manifest declares mediaType {declared}, not {media_type}")
+        algorithm = reference.split(":", 1)[0] if is_digest(reference) else "sha256"
+        h = hasher_for(f"{algorithm}:")
+        h.update(body)
+        digest = f"{algorithm}:{h.hexdigest()}"
+        if is_digest(reference) and reference != digest:
+            raise DigestMismatch(f"manifest bytes have digest {digest}, not {reference}")
+        return self._run(f"PUT manifest {repository}:{reference}", self._put_manifest, repository,
+                         reference, bytes(body), declared, digest)
 
-def _short(exc: Exception | None) -> str:
-    text = str(exc) if exc else "unknown error"
-    if "Connection refused" in text or "ConnectionRefused" in text:
-        return "connection refused"
-    return redact.redact(text.splitlines()[0][:200])
+    def _put_manifest(self, repository, reference, body, media_type, digest) -> ManifestInfo:
+        what = f"manifest {repository}:{reference}"
+        resp = self._request("PUT", f"/v2/{repository}/manifests/{reference}",
+                             scopes=self._push(repository), data=body,
+                             headers={"Content-Type": media_type}, what=f"PUT {what}")
+        with resp:
+            if resp.status_code >= 400:
+                hint = None
+                if resp.status_code == 400:
+                    hint = "check that every blob and child manifest exists in the repository"
+                raise from_response(resp, self.host, f"PUT {what}", hint=hint)
+            claimed = resp.headers.get("Docker-Content-Digest")
+        if claimed and is_digest(claimed) and claimed.startswith("sha256:") and digest.startswith("sha256:") \
+                and claimed != digest:
+            raise DigestMismatch(f"{self.host}: PUT {what}: registry stored {claimed}, we sent {digest}")
+        return ManifestInfo(digest, media_type, len(body))
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """Delete a manifest by digest (removes every tag pointing at it)."""
+        if not is_digest(digest):
+            raise UsageError(f"delete_manifest needs a digest, not '{digest}'",
+                             hint="resolve the tag with head_manifest() first; deleting by digest "
+                                  "removes every tag of that manifest")
+        self._run(f"DELETE manifest {repository}@{digest}", self._delete_manifest, repository, digest)
+
+    def _delete_manifest(self, repository: str, digest: str) -> None:
+        what = f"delete manifest {repository}@{digest}"
+        resp = self._request("DELETE", f"/v2/{repository}/manifests/{digest}",
+                             scopes=(repository_scope(repository, "delete"),), what=what)
+        with resp:
+            if resp.status_code in (200, 202, 204):
+                return
+            hint = DELETE_HINT if resp.status_code == 405 or (
+                resp.status_code == 400 and "UNSUPPORTED" in resp.text[:4096]) else None
+            raise from_response(resp, self.host, what, hint=hint)
+
+    # -- blobs ------------------------------------------------------------------------------
+    def head_blob(self, repository: str, digest: str) -> int | None:
+        """The blob's size if the repository has it, else None."""
+        return self._run(f"HEAD blob {digest[:19]}", self._head_blob, repository, digest)
+
+    def _head_blob(self, repository: str, digest: str) -> int | None:
+        what = f"blob {repository}@{digest}"
+        resp = self._request("HEAD", f"/v2/{repository}/blobs/{digest}",
+                             scopes=self._pull(repository), what=what)
+        with resp:
+            if resp.status_code == 404:
+                return None
+            if resp.status_code >= 400:
+                raise from_response(resp, self.host, what)
+            return int(resp.headers.get("Content-Length") or 0)
+
+    def open_blob(self, repository: str, digest: str, size: int | None = None) -> BlobStream:
+        """Start a streamed GET; iterate the result to read it (verified against `digest`)."""
+        return self._run(f"GET blob {digest[:19]}", self._open_blob, repository, digest, size)
+
+    def _open_blob(self, repository: str, digest: str, size: int | None) -> BlobStream:
+        what = f"blob {repository}@{digest}"
+        resp = self._request("GET", f"/v2/{repository}/blobs/{digest}",
+                             scopes=self._pull(repository), stream=True, what=what)
+        if resp.status_code >= 400:
+            with resp:
+                raise from_response(resp, self.host, what)
+        return BlobStream(resp, digest, size, host=self.host, where=what)
+
+    def get_blob(self, repository: str, digest: str, size: int | None = None) -> bytes:
+        """A whole (small) blob, e.g. an image config, verified."""
+        def fetch():
+            return self._open_blob(repository, digest, size).read_all()
+        return self._run(f"GET blob {digest[:19]}", fetch)
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount on this registry; True when the registry mounted it (201).
+
+        Any other answer (202: the registry started an upload instead, which we cancel;
+        4xx: e.g. no pull access to the source) returns False: upload it instead.
+        """
+        scopes = merge_scopes(self._push(repository), self._pull(from_repository))
+        query = urlencode({"mount": digest, "from": from_repository})
+        what = f"mount of blob {digest[:19]} from {from_repository} into {repository}"
+
+        def attempt() -> bool:
+            resp = self._request("POST", f"/v2/{repository}/blobs/uploads/?{query}", scopes=scopes,
+                                 headers={"Content-Length": "0"}, what=what)
+            with resp:
+                if resp.status_code == 201:
+                    return True
+                location = resp.headers.get("Location") if resp.status_code == 202 else None
+                if location:
+                    upload.cancel(self._transport, upload.location_of(resp, self._transport, what),
+                                  scopes)
+                return False
+
+        try:
+            return self._run(what, attempt)
+        except RegistryAPIError:
+            return False
+
+    def upload_blob(self, repository: str, digest: str, size: int, source: Source, *,
+                    chunk_size: int | None = None) -> None:
+        """Upload a blob: monolithic PUT (falls back to chunked PATCHes), or chunked if chunk_size.
+
+        `source` is the content as bytes, or a function returning a fresh iterable of
+        chunks (called again for every attempt: a consumed stream is never replayed).
+        The content is verified against `digest` before its last byte is sent.
+        """
+        if not is_digest(digest):
+            raise UsageError(f"invalid blob digest '{digest}'")
+        scopes = self._push(repository)
+        t = self._transport
+        if chunk_size:
+            self._run(f"upload blob {digest[:19]}", upload.chunked_attempt, t, repository, digest,
+                      size, source, scopes, chunk_size=chunk_size)
+            return
+        try:
+            self._run(f"upload blob {digest[:19]}", upload.monolithic_attempt, t, repository, digest,
+                      size, source, scopes)
+        except upload.UseChunked:
+            self._run(f"upload blob {digest[:19]} (chunked)", upload.chunked_attempt, t, repository,
+                      digest, size, source, scopes)
+
+    # -- listing ----------------------------------------------------------------------------
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """Every tag of the repository (following `Link` pagination); [] if it does not exist."""
+        return self._paginate(f"/v2/{repository}/tags/list", "tags", self._pull(repository),
+                              page_size, f"tags of {repository}", missing_ok=True)
+
+    def catalog(self, *, page_size: int | None = None) -> list[str]:
+        """Every repository name (`/v2/_catalog`, following `Link` pagination)."""
+        return self._paginate("/v2/_catalog", "repositories", CATALOG_SCOPE, page_size, "catalog",
+                              missing_ok=False)
+
+    def _paginate(self, path: str, key: str, scopes, page_size, what: str, *,
+                  missing_ok: bool) -> list[str]:
+        url: str | None = path + (f"?n={page_size}" if page_size else "")
+        items: dict[str, None] = {}          # ordered set: a registry ignoring `last` repeats pages
+        seen_urls: set[str] = set()
+        while url:
+            if url in seen_urls:
+                raise RegistryAPIError(f"{self.host}: {what}: pagination loops on {url}")
+            seen_urls.add(url)
+            page, url = self._run(f"GET {what}", self._page, url, key, scopes, what, missing_ok)
+            if page is None:
+                return []
+            before = len(items)
+            items.update(dict.fromkeys(page))
+            if len(items) == before:
+                break
+            if url is None and page_size and len(page) == page_size:
+                # No Link header but a full page: ask for what comes after the last item.
+                # (A longer page means the registry ignored `n`: it sent everything.)
+                url = f"{path}?{urlencode({'n': page_size, 'last': page[-1]})}"
+                if url in seen_urls:
+                    url = None
+        return list(items)
+
+    def _page(self, url: str, key: str, scopes, what: str, missing_ok: bool):
+        resp = self._request("GET", url, scopes=scopes, what=what)
+        with resp:
+            if resp.status_code == 404 and missing_ok:
+                return None, None
+            if resp.status_code >= 400:
+                raise from_response(resp, self.host, what)
+            try:
+                page = resp.json().get(key) or []
+            except (ValueError, AttributeError):
+                raise RegistryAPIError(f"{self.host}: {what}: answer is not the expected JSON") from None
+            try:
+                nxt = next_url(resp.url, resp.headers.get("Link"))
+            except ValueError as exc:
+                raise RegistryAPIError(f"{self.host}: {what}: {exc}") from None
+        return [str(x) for x in page], nxt

@@ -1,0 +1,44 @@
+"""Which CAs to trust: the system bundle plus the registry's private CA (`ca_file`).
+
+Like dockerd's certs.d, `ca_file` *adds* a CA: the registry itself may use a
+private CA while its token realm or blob storage redirects (S3, GCS) use public
+certificates. requests takes one bundle file, so we write the concatenation once
+per ca_file to a private temporary file, removed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+_lock = threading.Lock()
+_bundles: dict[str, str] = {}
+
+
+def verify_setting(ca_file: str | os.PathLike | None):
+    """The value for requests' `verify=`: True (system CAs) or a combined bundle path."""
+    if not ca_file:
+        return True
+    key = str(Path(ca_file).resolve())
+    with _lock:
+        if key in _bundles:
+            return _bundles[key]
+        extra = Path(key).read_bytes()          # raises a clear OSError if missing
+        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+        system = Path(os.environ.get("REQUESTS_CA_BUNDLE") or DEFAULT_CA_BUNDLE_PATH).read_bytes()
+        fd, path = tempfile.mkstemp(prefix="release-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as out:
+            out.write(system.rstrip(b"\n") + b"\n" + extra)
+        atexit.register(_remove, path)
+        _bundles[key] = path
+        return path
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

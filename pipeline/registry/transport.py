@@ -1,0 +1,233 @@
+"""One registry's HTTP connection: scheme choice, authentication, one re-auth on 401.
+
+Scheme: HTTPS, verified (system CAs + `ca_file`). Plain HTTP only for loopback
+hosts or registries marked `insecure`, and only after HTTPS failed to connect;
+`insecure` also allows HTTPS with an unverified certificate (as dockerd does
+for insecure registries).
+
+Auth: the challenge comes from `GET /v2/` (some registries omit it on other
+requests). Basic -> credentials on every request; Bearer -> a token per scope
+set (auth.py); `registry_token` credentials are sent as the Bearer token as is.
+A 401 is answered once: a new token (with the challenge's extra scope, e.g.
+`insufficient_scope`) or Basic credentials not sent yet; re-sending Basic
+credentials that were just refused is pointless and is not done. A request
+whose body was a stream cannot be replayed: its 401 is raised as transient so
+the caller's retry reopens the source.
+
+No retries here: callers wrap whole operations (retry.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from urllib.parse import urlsplit
+
+from .. import redact
+from ..credentials import Credentials
+from .auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
+from .errors import RegistryAPIError, connection_error, from_response
+from .reference import api_host
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    name = host
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class Transport:
+    def __init__(self, host: str, credentials: Credentials, *, verify, insecure: bool,
+                 timeout: float, pool_size: int = 16):
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self.host = host
+        self.api_host = api_host(host)
+        self.credentials = credentials
+        # Whatever we may put in a header must never be printed (credentials.py registers
+        # what it reads; clients built from other sources get the same protection).
+        redact.register_basic(credentials.username, credentials.password)
+        redact.register(credentials.identity_token)
+        redact.register(credentials.registry_token)
+        self.timeout = timeout
+        self.insecure = insecure
+        self.allow_http = insecure or is_loopback(self.api_host)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.verify = verify
+        self.base: str | None = None
+        self.challenge: Challenge | None = None
+        self.tokens = TokenCache()
+        self._refresh_token: str | None = None       # a rotated identity token from the realm
+        self._ping_lock = threading.Lock()
+        self._token_lock = threading.Lock()
+
+    # -- connection -------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Find a working base URL and the auth challenge (once; failures are not cached)."""
+        import requests
+
+        if self.base is not None:
+            return
+        with self._ping_lock:
+            if self.base is not None:
+                return
+            attempts = [("https", self.verify)]
+            if self.insecure:
+                attempts.append(("https", False))
+            if self.allow_http:
+                attempts.append(("http", True))
+            errors: list[Exception] = []
+            for scheme, verify in attempts:
+                url = f"{scheme}://{self.api_host}/v2/"
+                try:
+                    if verify is False:
+                        _quiet_insecure_warnings()
+                    resp = self.session.get(url, timeout=self.timeout, verify=verify)
+                except requests.exceptions.RequestException as exc:
+                    errors.append(exc)
+                    continue
+                with resp:
+                    if resp.status_code >= 500 or resp.status_code in (408, 429):
+                        raise from_response(resp, self.host, "GET /v2/")
+                    if scheme == "http" and resp.status_code not in (200, 401):
+                        # e.g. 400 "Client sent an HTTP request to an HTTPS server"
+                        errors.append(RuntimeError(f"HTTP {resp.status_code} on {url}"))
+                        continue
+                    if resp.status_code == 401:
+                        self.challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
+                self.verify = verify
+                self.base = f"{scheme}://{self.api_host}"
+                return
+            hint = "" if self.allow_http else " (plain HTTP is only tried for loopback hosts or insecure registries)"
+            # The last error, unless HTTPS failed certificate verification (the useful one).
+            shown = next((e for e in errors if "CERTIFICATE_VERIFY_FAILED" in str(e)
+                          or "doesn't match" in str(e)), errors[-1] if errors else None)
+            raise connection_error(self.host, f"cannot reach the registry API{hint}", shown)
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return self.base + path_or_url
+
+    def same_origin(self, url: str) -> bool:
+        a, b = urlsplit(self.base or ""), urlsplit(url)
+        return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+    # -- auth -------------------------------------------------------------------------------
+    def _authorization(self, scopes: tuple[str, ...]) -> str | None:
+        ch, creds = self.challenge, self.credentials
+        if ch is None:
+            return None
+        if ch.scheme == "basic":
+            if creds.password is None:
+                return None
+            pair = f"{creds.username or ''}:{creds.password}"
+            return "Basic " + base64.b64encode(pair.encode()).decode()
+        if ch.scheme == "bearer":
+            if creds.registry_token:
+                return f"Bearer {creds.registry_token}"
+            token = self.tokens.get(scopes)
+            if token is None:
+                with self._token_lock:          # one token request per scope set at a time
+                    token = self.tokens.get(scopes)
+                    if token is None:
+                        result = fetch_token(self.session, ch, scopes, self._token_credentials(),
+                                             verify=self.verify, timeout=self.timeout,
+                                             allow_http=self.allow_http, host=self.host)
+                        if result.refresh_token:
+                            self._refresh_token = result.refresh_token
+                        self.tokens.put(scopes, result.token, result.lifetime)
+                        token = result.token
+            return f"Bearer {token}"
+        return None
+
+    def _token_credentials(self) -> Credentials:
+        """Use a refresh token the token endpoint handed out in place of the configured one."""
+        creds = self.credentials
+        if self._refresh_token and creds.identity_token:
+            from dataclasses import replace
+            return replace(creds, identity_token=self._refresh_token)
+        return creds
+
+    def _can_reauth(self, resp, scopes: tuple[str, ...], sent: str | None) -> tuple[bool, tuple[str, ...]]:
+        """After a 401: is one more attempt worth it, and with which scopes?"""
+        challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
+        if challenge is None:
+            challenge = self.challenge
+        if challenge is None:
+            return False, scopes
+        if challenge.scheme == "basic":
+            if sent and sent.startswith("Basic "):
+                return False, scopes            # these credentials were just refused
+            if self.credentials.password is None:
+                return False, scopes
+            self.challenge = challenge
+            return True, scopes
+        if challenge.scheme == "bearer":
+            if self.credentials.registry_token and sent:
+                return False, scopes
+            self.challenge = challenge
+            self.tokens.drop(scopes)
+            return True, merge_scopes(challenge.scopes, scopes)
+        return False, scopes
+
+    # -- requests ---------------------------------------------------------------------------
+    def request(self, method: str, path_or_url: str, *, scopes: tuple[str, ...] = (),
+                headers: dict | None = None, data=None, stream: bool = False,
+                replayable: bool = True, what: str | None = None, allow_redirects: bool = True):
+        """Send one request (plus at most one re-auth); return the response, whatever its status.
+
+        Connection errors become RegistryAPIError(transient=True). Bodies that are
+        iterators must pass replayable=False.
+        """
+        import requests
+
+        self.ping()
+        url = self.url(path_or_url)
+        what = what or f"{method} {urlsplit(url).path}"
+        resp = None
+        for attempt in range(2):
+            hdrs = dict(headers or {})
+            auth = self._authorization(scopes) if self.same_origin(url) else None
+            if auth:
+                hdrs["Authorization"] = auth
+            try:
+                resp = self.session.request(method, url, headers=hdrs, data=data, stream=stream,
+                                            timeout=self.timeout, verify=self.verify,
+                                            allow_redirects=allow_redirects)
+            except RegistryAPIError:
+                raise                           # from a verifying body iterator
+            except requests.exceptions.RequestException as exc:
+                raise connection_error(self.host, what, exc) from None
+            if resp.status_code != 401 or attempt == 1:
+                return resp
+            again, new_scopes = self._can_reauth(resp, scopes, auth)
+            if not again:
+                return resp
+            resp.close()
+            scopes = new_scopes
+            if not replayable:
+                raise RegistryAPIError(f"{self.host}: {what}: token rejected while streaming "
+                                       "(expired?); the whole operation will be retried",
+                                       status=401, transient=True)
+        return resp
+
+
+def _quiet_insecure_warnings() -> None:
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

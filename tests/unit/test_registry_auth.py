@@ -1,0 +1,78 @@
+"""WWW-Authenticate parsing, scope arithmetic and the Bearer token cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import redact
+from pipeline.registry.auth import (TokenCache, covers, merge_scopes, parse_challenge,
+                                    parse_challenges, repository_scope)
+
+
+def test_bearer_challenge_with_quoted_commas():
+    ch = parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+                         'scope="repository:samalba/my-app:pull,push"')
+    assert ch.scheme == "bearer"
+    assert ch.params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                         "scope": "repository:samalba/my-app:pull,push"}
+    assert ch.scopes == ("repository:samalba/my-app:pull,push",)
+
+
+def test_insufficient_scope_and_several_scopes():
+    ch = parse_challenge('Bearer realm="https://r/token", service="r", error="insufficient_scope", '
+                         'scope="repository:a:pull repository:b:pull,push"')
+    assert ch.error == "insufficient_scope"
+    assert ch.scopes == ("repository:a:pull", "repository:b:pull,push")
+
+
+@pytest.mark.parametrize("header, scheme, realm", [
+    ('Basic realm="Registry Realm"', "basic", "Registry Realm"),
+    ('BASIC realm="nexus"', "basic", "nexus"),                  # Nexus: upper-case scheme
+    ('basic realm=unquoted', "basic", "unquoted"),
+    ('Bearer realm="a\\"b",service=x', "bearer", 'a"b'),       # escaped quote
+    ('  Bearer   realm = "spaced" , service="s"', "bearer", "spaced"),
+    ("Basic", "basic", None),
+])
+def test_schemes_and_params(header, scheme, realm):
+    ch = parse_challenge(header)
+    assert ch.scheme == scheme and ch.params.get("realm") == realm
+
+
+def test_several_challenges_prefer_bearer():
+    header = 'Basic realm="x", Bearer realm="https://t/token",service="s"'
+    assert [c.scheme for c in parse_challenges(header)] == ["basic", "bearer"]
+    assert parse_challenge(header).params == {"realm": "https://t/token", "service": "s"}
+
+
+@pytest.mark.parametrize("header", [None, "", "   "])
+def test_no_challenge(header):
+    assert parse_challenge(header) is None
+
+
+def test_scopes():
+    assert repository_scope("a/b") == "repository:a/b:pull"
+    assert repository_scope("a/b", "pull", "push") == "repository:a/b:pull,push"
+    merged = merge_scopes(("repository:dst:pull,push",), ["repository:src:pull"], "repository:dst:pull")
+    assert merged == ("repository:dst:pull,push", "repository:src:pull")      # push scope first
+    assert merge_scopes(("repository:x:push",), ("repository:x:pull",)) == ("repository:x:push,pull",)
+    assert covers(("repository:x:pull,push",), ("repository:x:pull",))
+    assert not covers(("repository:x:pull",), ("repository:x:pull,push",))
+    assert not covers(("repository:x:pull",), ("repository:y:pull",))
+    assert covers(("registry:catalog:*",), ("registry:catalog:*",))
+    assert covers(("repository:x:*",), ("repository:x:delete",))
+
+
+def test_token_cache_reuses_covering_tokens_and_expires():
+    now = [1000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    push = ("repository:x:pull,push",)
+    cache.put(push, "tok-push-1234", lifetime=300)
+    assert cache.get(push) == "tok-push-1234"
+    assert cache.get(("repository:x:pull",)) == "tok-push-1234"     # a superset serves
+    assert cache.get(("repository:y:pull",)) is None
+    assert redact.redact("Bearer tok-push-1234") == "Bearer ***"     # registered
+    now[0] += 295                                                    # within the safety margin
+    assert cache.get(push) is None
+    cache.put(push, "tok-push-5678", lifetime=300)
+    cache.drop(("repository:x:pull",))                               # drops what would be reused
+    assert cache.get(push) is None
