@@ -191,5 +191,15 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
         ctx.exit(1)
 
 
+def _add_chores() -> None:
+    from .cli_chores import promote, prune, registry_group
+    cli.add_command(registry_group)
+    cli.add_command(prune)
+    cli.add_command(promote)
+
+
+_add_chores()
+
+
 def main() -> None:
     cli(prog_name="release")

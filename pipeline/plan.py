@@ -48,8 +48,10 @@ class Plan:
     tags: tuple[str, ...]
     latest: bool
     local_ref: str
+    latest_tag: str | None
     build: BuildStep | None
     targets: tuple[Target, ...] = field(default_factory=tuple)
+    latest_if_highest: bool = False     # flavor latest=highest: decided per registry at push time
 
     def steps(self) -> list[dict]:
         """Every step in execution order (pushes inside one phase run in parallel)."""
@@ -99,7 +101,8 @@ def make_plan(config, result, registries, *, build: bool = True) -> Plan:
     targets = tuple(Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
                            immutable=version, floating=floating) for r in registries)
     return Plan(version=version, tags=(version, *floating), latest=result.latest, local_ref=local_ref,
-                build=step, targets=targets)
+                latest_tag=result.tags[-1] if result.latest else None, build=step, targets=targets,
+                latest_if_highest=getattr(result, "latest_if_highest", False))
 
 
 def format_plan(plan: Plan) -> str:

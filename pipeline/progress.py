@@ -47,6 +47,8 @@ class PlainReporter:
         pass
 
     def push_done(self, registry: str, ref: str, status: str, digest: str | None) -> None:
+        if self.quiet and status != "failed":
+            return
         self._write(f"[{registry}] {ref}: {status}{f' ({digest[:19]})' if digest else ''}")
 
     def retrying(self, registry: str, ref: str, attempt: int, error: str, delay: float) -> None:

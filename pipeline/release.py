@@ -1,9 +1,15 @@
-"""Run a Plan: build once, push the immutable tag everywhere, then the floating tags, then verify.
+"""Run a Plan: build once, push once through the engine, copy and tag through the registry API.
 
-All-or-nothing for floating tags: if the immutable tag did not reach every
-selected registry, no floating tag moves anywhere. Re-running the same command
-finishes a half-done release: references that already hold our digest are
-left alone ("already there").
+1. Build (or take the local image with --no-build).
+2. Immutable tag: references that already hold our digest are left alone. Otherwise the
+   engine pushes once, to the first registry that takes it; every other registry gets a
+   copy from that one through the registry API (HEAD each blob, mount within a registry,
+   else stream registry to registry) — the layers are compressed once, not per registry.
+3. Floating tags, only if step 2 reached every registry: one manifest PUT of the same
+   bytes per tag, no blob traffic. `latest` last.
+4. Verify: each registry is asked what every reference resolves to.
+
+`release promote` runs steps 2–4 with an existing registry as the source.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from . import credentials as creds_mod
-from .engine import Engine, PushAuthError, PushError, PushTransientError
+from .engine import PushAuthError, PushError, PushTransientError
+from .errors import ReleaseError
 from .labels import PREFIX, oci_labels
-from .plan import Plan, Target
+from .plan import Plan, Target, latest_moves
 from .redact import redact
 from .registry.client import RegistryAPIError, RegistryClient
 from .sourceinfo import revision as git_revision, source_url
@@ -44,6 +52,7 @@ class Report:
     plan: Plan
     results: list[RefResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     digest: str | None = None
     image_id: str | None = None
 
@@ -54,12 +63,18 @@ class Report:
     def to_dict(self) -> dict:
         return {"ok": self.ok, "version": self.plan.version, "digest": self.digest,
                 "tags": list(self.plan.tags), "latest": self.plan.latest, "image_id": self.image_id,
-                "results": [r.to_dict() for r in self.results], "errors": list(self.errors)}
+                "results": [r.to_dict() for r in self.results], "errors": list(self.errors),
+                "notes": list(self.notes)}
+
+
+def docker_certs_d_ca(host: str) -> Path | None:
+    """The CA dockerd itself trusts for `host` (/etc/docker/certs.d/HOST/ca.crt), if any."""
+    path = Path("/etc/docker/certs.d") / host / "ca.crt"
+    return path if path.is_file() else None
 
 
 class Releaser:
-    def __init__(self, config, plan: Plan, reporter, *, engine: Engine | None = None, jobs: int = 4,
-                 env=None):
+    def __init__(self, config, plan: Plan, reporter, *, engine=None, jobs: int = 4, env=None):
         self.config = config
         self.plan = plan
         self.reporter = reporter
@@ -67,23 +82,34 @@ class Releaser:
         self.jobs = max(1, jobs)
         self.env = os.environ if env is None else env
         self.registries = {r.name: r for r in config.registries}
-        self.credentials = {}
+        self.credentials: dict = {}
         self.clients: dict[str, RegistryClient] = {}
 
     # -- set-up -----------------------------------------------------------------------------
-    def resolve_credentials(self) -> None:
-        """Before touching anything: every selected registry's credentials (env vars must be set)."""
-        for t in self.plan.targets:
-            r = self.registries[t.registry]
-            self.credentials[t.registry] = creds_mod.resolve(r.name, r.registry, r.username_env,
-                                                             r.password_env, self.env)
+    def resolve_credentials(self, names=None) -> None:
+        """Before touching anything: every registry's credentials (a named env var must be set)."""
+        for name in names or [t.registry for t in self.plan.targets]:
+            if name not in self.credentials:
+                r = self.registries[name]
+                self.credentials[name] = creds_mod.resolve(r.name, r.registry, r.username_env,
+                                                           r.password_env, self.env)
 
     def client(self, name: str) -> RegistryClient:
         if name not in self.clients:
             r = self.registries[name]
-            self.clients[name] = RegistryClient(r.registry, self.credentials[name], ca_file=r.ca_file,
-                                                insecure=r.insecure)
+
+            def on_retry(what, attempt, error, wait, name=name):
+                self.reporter.retrying(name, what, attempt, redact(str(error)), wait)
+
+            self.clients[name] = RegistryClient(
+                r.registry, self.credentials[name], ca_file=r.ca_file or docker_certs_d_ca(r.registry),
+                insecure=r.insecure, retry_attempts=self.config.retry.attempts,
+                retry_max_delay=self.config.retry.max_delay, on_retry=on_retry)
         return self.clients[name]
+
+    def _auth_hint(self, name: str, host: str) -> str:
+        return (f"credentials used: {self.credentials[name].describe()}. Set username_env/password_env "
+                f"for '{name}' in release.yml, or run `docker login {host}`")
 
     # -- build ------------------------------------------------------------------------------
     def build(self) -> str:
@@ -98,7 +124,7 @@ class Releaser:
                                  target=image.target, labels=labels, on_line=self.reporter.build_line)
 
     def _created_label(self) -> datetime | str:
-        """Reuse the creation time of an earlier build of this same version.
+        """Reuse the creation time of an earlier build of this same version and commit.
 
         With the same label values the engine's build cache gives the same image, so
         re-running a release (after a failure or success) pushes the same digest
@@ -112,37 +138,27 @@ class Releaser:
             return labels[PREFIX + "created"]
         return datetime.now(timezone.utc)
 
-    # -- push -------------------------------------------------------------------------------
-    def _known_digests(self, image_id: str) -> set[str]:
-        info = self.engine.inspect(image_id) or {}
-        return {d.split("@", 1)[1] for d in info.get("RepoDigests") or [] if "@" in d}
-
+    # -- step 2: the immutable tag ----------------------------------------------------------
     def _remote_digest(self, target: Target, tag: str) -> str | None:
         try:
             info = self.client(target.registry).head_manifest(target.repository, tag)
         except RegistryAPIError:
-            return None
+            return None     # unreachable or refused: the push itself will say why
         return info.digest if info else None
 
-    def _push_one(self, target: Target, tag: str, image_id: str, known: set[str]) -> RefResult:
+    def _engine_push(self, target: Target, image_id: str) -> RefResult:
         import tenacity
 
-        ref = target.ref(tag)
+        ref = target.ref(target.immutable)
         result = RefResult(target.registry, ref)
         start = time.monotonic()
-        before = self._remote_digest(target, tag)
-        if before and before in known:
-            result.status, result.digest = ALREADY, before
-            self.reporter.push_done(target.registry, ref, ALREADY, before)
-            return result
-        self.engine.tag(image_id, target.image, tag)
+        self.engine.tag(image_id, target.image, target.immutable)
         creds = self.credentials[target.registry]
-        auth = creds.auth_config(target.host)
         retry = self.config.retry
 
         def before_sleep(state):
-            exc = state.outcome.exception()
-            self.reporter.retrying(target.registry, ref, state.attempt_number, redact(str(exc)),
+            self.reporter.retrying(target.registry, ref, state.attempt_number,
+                                   redact(str(state.outcome.exception())),
                                    state.next_action.sleep if state.next_action else 0)
 
         retrying = tenacity.Retrying(
@@ -152,95 +168,197 @@ class Releaser:
             before_sleep=before_sleep, reraise=True)
         self.reporter.push_started(target.registry, ref)
         try:
-            digest = retrying(self.engine.push, target.image, tag, auth,
-                              lambda ev: self.reporter.push_progress(target.registry, ev))
+            result.digest = retrying(self.engine.push, target.image, target.immutable,
+                                     creds.auth_config(target.host),
+                                     lambda ev: self.reporter.push_progress(target.registry, ev))
+            result.status = PUSHED
         except PushAuthError as exc:
-            result.status = FAILED
-            result.error = (f"{exc.message} — credentials used: {creds.describe()}. "
-                            f"Set username_env/password_env for '{target.registry}' in release.yml, "
-                            f"or run `docker login {target.host}`")
+            result.status, result.error = FAILED, f"{exc.message} — {self._auth_hint(target.registry, target.host)}"
         except PushError as exc:
-            result.status = FAILED
             attempts = f" after {retry.attempts} attempts" if isinstance(exc, PushTransientError) else ""
-            result.error = f"{exc.message}{attempts}"
-        else:
-            result.status = ALREADY if before == digest else PUSHED
-            result.digest = digest
-            known.add(digest)
+            result.status, result.error = FAILED, f"{exc.message}{attempts}"
         result.seconds = time.monotonic() - start
         self.reporter.push_done(target.registry, ref, result.status, result.digest)
         return result
 
-    def _push_tags(self, target: Target, tags, image_id: str, known: set[str]) -> list[RefResult]:
-        results = []
-        for tag in tags:
-            res = self._push_one(target, tag, image_id, known)
-            results.append(res)
-            if res.status == FAILED:
-                # Leave the rest of this registry's tags alone; report them as skipped.
-                results.extend(RefResult(target.registry, target.ref(t)) for t in tags[len(results):])
-                break
+    def _copy(self, source: Target, digest: str, target: Target) -> RefResult:
+        from .registry.copy import copy_image
+
+        ref = target.ref(target.immutable)
+        result = RefResult(target.registry, ref)
+        start = time.monotonic()
+        self.reporter.push_started(target.registry, f"{ref} (copy from {source.registry})")
+        try:
+            copied = copy_image(self.client(source.registry), source.repository, digest,
+                                self.client(target.registry), target.repository,
+                                tags=[target.immutable], jobs=self.jobs)
+            result.digest = copied.digest
+            result.status = PUSHED if copied.tags[target.immutable] == "pushed" else ALREADY
+        except RegistryAPIError as exc:
+            result.status = FAILED
+            result.error = str(exc) + (f" — {self._auth_hint(target.registry, target.host)}" if exc.auth else "")
+        result.seconds = time.monotonic() - start
+        self.reporter.push_done(target.registry, ref, result.status, result.digest)
+        return result
+
+    def distribute_immutable(self, report: Report, targets: list[Target], *, known: set[str],
+                             image_id: str | None) -> Target | None:
+        """Put the immutable tag on every target. Returns the source registry, or None on failure."""
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            existing = dict(zip([t.registry for t in targets],
+                                pool.map(lambda t: self._remote_digest(t, t.immutable), targets)))
+        results: dict[str, RefResult] = {}
+        for t in targets:
+            if existing[t.registry] and existing[t.registry] in known:
+                results[t.registry] = RefResult(t.registry, t.ref(t.immutable), ALREADY,
+                                                existing[t.registry])
+                self.reporter.push_done(t.registry, t.ref(t.immutable), ALREADY, existing[t.registry])
+        source = next((t for t in targets if t.registry in results), None)
+        if source is None and image_id is not None:
+            for t in targets:           # push through the engine once, to the first that takes it
+                results[t.registry] = self._engine_push(t, image_id)
+                if results[t.registry].status == PUSHED:
+                    source = t
+                    break
+        if source is not None:
+            digest = results[source.registry].digest
+            rest = [t for t in targets if t.registry not in results]
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                for r in pool.map(lambda t: self._copy(source, digest, t), rest):
+                    results[r.registry] = r
+        report.results.extend(results.get(t.registry) or RefResult(t.registry, t.ref(t.immutable))
+                              for t in targets)
+        failed = [t.registry for t in targets if results.get(t.registry) is None
+                  or results[t.registry].status not in (PUSHED, ALREADY)]
+        if failed:
+            report.errors.append(f"the immutable tag {self.plan.version} did not reach: {', '.join(failed)}; "
+                                 "no floating tag was moved on any registry")
+            return None
+        digests = {results[t.registry].digest for t in targets}
+        if len(digests) != 1:
+            report.errors.append("registries hold different digests for the same version: "
+                                 + ", ".join(f"{t.registry}={results[t.registry].digest}" for t in targets))
+            return None
+        report.digest = digests.pop()
+        return source
+
+    # -- step 3: floating tags --------------------------------------------------------------
+    def _floating_tags(self, target: Target, report: Report) -> list[str]:
+        tags = list(target.floating)
+        latest = self.plan.latest_tag
+        if latest and latest in tags and self.plan.latest_if_highest:
+            try:
+                existing = self.client(target.registry).list_tags(target.repository)
+            except RegistryAPIError as exc:
+                report.errors.append(f"[{target.registry}] cannot list tags to decide on {latest}: {exc}")
+                return []
+            moves, highest = latest_moves(self.plan.version, existing)
+            if not moves:
+                tags.remove(latest)
+                report.notes.append(f"[{target.registry}] {latest} stays on {highest}: "
+                                    f"{self.plan.version} is not the highest release (flavor latest=highest)")
+        return tags
+
+    def _tag(self, target: Target, manifest: bytes, report: Report) -> list[RefResult]:
+        from .registry.copy import tag_image
+
+        tags = self._floating_tags(target, report)
+        start = time.monotonic()
+        results = [RefResult(target.registry, target.ref(t)) for t in tags]
+        if not tags:
+            return results
+        try:
+            statuses = tag_image(self.client(target.registry), target.repository, manifest, tags)
+        except RegistryAPIError as exc:
+            for r in results:
+                r.status, r.error = FAILED, str(exc)
+            return results
+        for r, tag in zip(results, tags):
+            r.status = PUSHED if statuses[tag] == "pushed" else ALREADY
+            r.digest = report.digest
+            r.seconds = time.monotonic() - start
+            self.reporter.push_done(target.registry, r.ref, r.status, r.digest)
         return results
 
-    # -- verify -----------------------------------------------------------------------------
+    def distribute_floating(self, report: Report, source: Target, targets: list[Target]) -> None:
+        try:
+            manifest, _ = self.client(source.registry).get_manifest(source.repository, report.digest)
+        except RegistryAPIError as exc:
+            report.errors.append(f"[{source.registry}] cannot read the manifest {report.digest}: {exc}")
+            return
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            for results in pool.map(lambda t: self._tag(t, manifest, report), targets):
+                report.results.extend(results)
+
+    # -- step 4: verify ---------------------------------------------------------------------
     def verify(self, report: Report) -> None:
         """Ask each registry (not the engine) what every reference resolves to."""
-        expected = report.digest
+        targets = {t.registry: t for t in self.plan.targets}
 
         def check(res: RefResult) -> None:
-            target = next(t for t in self.plan.targets if t.registry == res.registry)
+            target = targets[res.registry]
             tag = res.ref.rsplit(":", 1)[1]
             try:
                 info = self.client(res.registry).head_manifest(target.repository, tag)
             except RegistryAPIError as exc:
-                report.errors.append(f"[{res.registry}] could not verify {res.ref}: {exc}")
+                res.status, res.error = FAILED, f"could not verify: {exc}"
                 return
             if info is None:
-                res.status = FAILED
-                res.error = "not found on the registry after the push"
-            elif info.digest != expected:
-                res.status = FAILED
-                res.error = f"registry holds {info.digest}, expected {expected}"
-            res.digest = info.digest if info else res.digest
+                res.status, res.error = FAILED, "not found on the registry after the push"
+            elif info.digest != report.digest:
+                res.status, res.error = FAILED, f"registry holds {info.digest}, expected {report.digest}"
+            else:
+                res.digest = info.digest
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             list(pool.map(check, [r for r in report.results if r.status in (PUSHED, ALREADY)]))
 
-    # -- the whole run ----------------------------------------------------------------------
+    # -- whole runs -------------------------------------------------------------------------
+    def _finish(self, report: Report, source: Target | None, targets: list[Target]) -> Report:
+        if source is None:
+            report.results.extend(RefResult(t.registry, t.ref(tag)) for t in targets for tag in t.floating)
+            return report
+        self.distribute_floating(report, source, targets)
+        self.verify(report)
+        return report
+
     def run(self, *, build: bool) -> Report:
+        """build-push: build (or take the local image), then steps 2-4."""
         report = Report(self.plan)
         self.resolve_credentials()
-        if build:
-            image_id = self.build()
-        else:
-            image_id = self.engine.require_image(self.plan.local_ref)
+        image_id = self.build() if build else self.engine.require_image(self.plan.local_ref)
         report.image_id = image_id
-        known = self._known_digests(image_id)
+        info = self.engine.inspect(image_id) or {}
+        known = {d.split("@", 1)[1] for d in info.get("RepoDigests") or [] if "@" in d}
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                first = list(pool.map(lambda t: self._push_one(t, t.immutable, image_id, known), targets))
-            report.results.extend(first)
-            failed = [r for r in first if r.status == FAILED]
-            if failed:
-                names = ", ".join(r.registry for r in failed)
-                report.errors.append(f"the immutable tag {self.plan.version} did not reach: {names}; "
-                                     "no floating tag was moved on any registry")
-                report.results.extend(RefResult(t.registry, t.ref(tag)) for t in targets for tag in t.floating)
-                return report
-            digests = {r.digest for r in first}
-            if len(digests) != 1:
-                report.errors.append("registries received different digests for the same image: "
-                                     + ", ".join(f"{r.registry}={r.digest}" for r in first))
-                return report
-            report.digest = digests.pop()
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                rest = list(pool.map(lambda t: self._push_tags(t, list(t.floating), image_id, known),
-                                     targets))
-            for results in rest:
-                report.results.extend(results)
+            source = self.distribute_immutable(report, targets, known=known, image_id=image_id)
+            return self._finish(report, source, targets)
         finally:
             self.reporter.stop()
-        self.verify(report)
-        return report
+
+    def promote(self, source_name: str) -> Report:
+        """promote: the image already released on `source_name` goes to the plan's targets."""
+        report = Report(self.plan)
+        self.resolve_credentials([source_name, *[t.registry for t in self.plan.targets]])
+        r = self.registries[source_name]
+        source = Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
+                        immutable=self.plan.version, floating=())
+        try:
+            info = self.client(source_name).head_manifest(r.repository, self.plan.version)
+        except RegistryAPIError as exc:
+            raise ReleaseError(f"cannot read {source.ref(self.plan.version)}: {exc}") from None
+        if info is None:
+            raise ReleaseError(f"{source.ref(self.plan.version)} does not exist",
+                               hint=f"release it there first: release build-push {self.plan.version} "
+                                    f"--registry {source_name}")
+        targets = list(self.plan.targets)
+        self.reporter.start(targets)
+        try:
+            # the source's digest is "ours": a target that already holds it is left alone
+            got = self.distribute_immutable(report, [source, *targets], known={info.digest}, image_id=None)
+            report.results = [x for x in report.results if x.registry != source_name]
+            return self._finish(report, got, targets)
+        finally:
+            self.reporter.stop()

@@ -13,14 +13,16 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(out)
 
 
-def format_report(report) -> str:
+def format_report(report, verb: str = "released") -> str:
     rows = [[r.registry, r.ref, (r.digest or "-")[:19], r.status, f"{r.seconds:.1f}s"]
             for r in report.results]
     text = table(rows, ["REGISTRY", "REFERENCE", "DIGEST", "STATUS", "TIME"])
     problems = [f"  {r.registry}: {r.ref}: {r.error}" for r in report.results if r.error]
     problems += [f"  {e}" for e in report.errors]
+    for note in getattr(report, "notes", []):
+        text += f"\nnote: {note}"
     if report.ok:
-        text += f"\n\nreleased {report.plan.version}: {len(report.results)} references, digest {report.digest}"
+        text += f"\n\n{verb} {report.plan.version}: {len(report.results)} references, digest {report.digest}"
     else:
         text += "\n\nrelease incomplete:\n" + "\n".join(problems)
         text += "\n  re-run the same command to finish the release once the cause is fixed"

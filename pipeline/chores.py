@@ -1,0 +1,121 @@
+"""Registry chores: resolve a user's reference, inspect an image, list digests, prune, delete.
+
+The user names a registry either by its release.yml name (`local`, `local:1.2.3`,
+`local@sha256:...`: host, repository and credentials from the file) or by a full
+reference (`ghcr.io/acme/app:1.2.3`: credentials from the Docker config, or from a
+release.yml registry on the same host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import credentials as creds_mod
+from .errors import UsageError
+from .registry.client import RegistryClient
+from .registry.manifest import parse_manifest
+from .registry.reference import Reference, parse_reference
+
+
+@dataclass
+class Target:
+    client: RegistryClient
+    ref: Reference
+    name: str | None            # the release.yml registry name, if any
+
+
+def _certs_d(host: str) -> Path | None:
+    path = Path("/etc/docker/certs.d") / host / "ca.crt"
+    return path if path.is_file() else None
+
+
+def client_for(registry, env=None) -> RegistryClient:
+    """A client for a release.yml registry entry, with its credentials and retry policy."""
+    creds = creds_mod.resolve(registry.name, registry.registry, registry.username_env,
+                              registry.password_env, env)
+    return RegistryClient(registry.registry, creds, ca_file=registry.ca_file or _certs_d(registry.registry),
+                          insecure=registry.insecure)
+
+
+def resolve_target(text: str, config=None, *, env=None, need_repository: bool = True) -> Target:
+    env = os.environ if env is None else env
+    registries = {r.name: r for r in (config.registries if config else [])}
+    name, sep, rest = text.partition("@") if "@" in text else text.partition(":")
+    if name in registries:
+        r = registries[name]
+        ref = Reference(r.registry, r.repository,
+                        tag=rest if sep == ":" and rest else None,
+                        digest=rest if sep == "@" else None)
+        return Target(client_for(r, env), ref, r.name)
+    if not need_repository and "/" not in text:
+        # a bare host for `catalog`
+        host = text
+        same = next((r for r in registries.values() if r.registry == host), None)
+        if same:
+            return Target(client_for(same, env), Reference(host, ""), same.name)
+        creds = creds_mod.resolve(host, host, None, None, env)
+        return Target(RegistryClient(host, creds, ca_file=_certs_d(host)), Reference(host, ""), None)
+    try:
+        ref = parse_reference(text)
+    except UsageError as exc:
+        known = ", ".join(registries) or "none (no release.yml)"
+        raise UsageError(f"{exc.message}", hint=f"give a full reference like localhost:5000/team/app:1.2.3 "
+                                                 f"or a registry name from release.yml ({known})") from None
+    same = next((r for r in registries.values() if r.registry == ref.host), None)
+    if same:
+        client = client_for(same, env)
+    else:
+        creds = creds_mod.resolve(ref.host, ref.host, None, None, env)
+        client = RegistryClient(ref.api_host, creds, ca_file=_certs_d(ref.host))
+    return Target(client, ref, same.name if same else None)
+
+
+def inspect(target: Target) -> dict:
+    """Digest, media type, size, layers, platforms and labels of one reference."""
+    ref = target.ref
+    body, info = target.client.get_manifest(ref.repository, ref.reference or "latest")
+    manifest = parse_manifest(body, info.media_type)
+    out = {"reference": str(ref), "digest": info.digest, "media_type": info.media_type, "size": info.size}
+    if manifest.is_index:
+        entries = manifest.data.get("manifests") or []
+        out["platforms"] = [{"platform": _platform(e), "digest": e.get("digest"),
+                             "media_type": e.get("mediaType"), "size": e.get("size")} for e in entries]
+        return out
+    config, *layers = manifest.blobs
+    out["layers"] = [{"digest": l.digest, "size": l.size, "media_type": l.media_type} for l in layers]
+    out["size"] = info.size + config.size + sum(l.size for l in layers)
+    image_config = json.loads(target.client.get_blob(ref.repository, config.digest, config.size))
+    plat = "/".join(x for x in (image_config.get("os"), image_config.get("architecture"),
+                                image_config.get("variant")) if x)
+    out["platforms"] = [{"platform": plat, "digest": info.digest}]
+    out["labels"] = (image_config.get("config") or {}).get("Labels") or {}
+    out["created"] = image_config.get("created")
+    return out
+
+
+def _platform(entry: dict) -> str:
+    p = entry.get("platform") or {}
+    if isinstance(p, dict) and p:
+        return "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+    return "unknown"
+
+
+def tag_digests(client: RegistryClient, repository: str, jobs: int = 4) -> dict[str, str]:
+    """{tag: manifest digest} for every tag of a repository."""
+    tags = client.list_tags(repository)
+
+    def head(tag):
+        info = client.head_manifest(repository, tag)
+        return tag, info.digest if info else None
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return {t: d for t, d in pool.map(head, tags) if d}
+
+
+GC_REMINDER = ("deleting manifests frees no disk by itself: run the registry's garbage collection "
+               "(distribution: `registry garbage-collect /etc/docker/registry/config.yml`, "
+               "registry in read-only mode or stopped)")
