@@ -204,9 +204,11 @@ class Releaser:
     def distribute_immutable(self, report: Report, targets: list[Target], *, known: set[str],
                              image_id: str | None) -> Target | None:
         """Put the immutable tag on every target. Returns the source registry, or None on failure."""
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            existing = dict(zip([t.registry for t in targets],
-                                pool.map(lambda t: self._remote_digest(t, t.immutable), targets)))
+        existing: dict[str, str | None] = {t.registry: None for t in targets}
+        if known:   # only an image we pushed before can already be there
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                existing = dict(zip(existing, pool.map(lambda t: self._remote_digest(t, t.immutable),
+                                                       targets)))
         results: dict[str, RefResult] = {}
         for t in targets:
             if existing[t.registry] and existing[t.registry] in known:
@@ -292,7 +294,7 @@ class Releaser:
 
     # -- step 4: verify ---------------------------------------------------------------------
     def verify(self, report: Report) -> None:
-        """Ask each registry (not the engine) what every reference resolves to."""
+        """Ask each registry (not the engine) what every pushed reference resolves to."""
         targets = {t.registry: t for t in self.plan.targets}
 
         def check(res: RefResult) -> None:
@@ -310,8 +312,9 @@ class Releaser:
             else:
                 res.digest = info.digest
 
+        # "already there" was just read from the registry itself; what we wrote is re-read here.
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            list(pool.map(check, [r for r in report.results if r.status in (PUSHED, ALREADY)]))
+            list(pool.map(check, [r for r in report.results if r.status == PUSHED]))
 
     # -- whole runs -------------------------------------------------------------------------
     def _finish(self, report: Report, source: Target | None, targets: list[Target]) -> Report:
