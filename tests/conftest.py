@@ -168,3 +168,78 @@ def cleanup_images(docker_engine):
             docker_engine.images.remove(ref, force=True)
         except Exception:
             pass
+
+
+# --- token auth and fault injection (tests/support/tokenserver.py, faultproxy.py) -------------
+#
+# Session-scoped:
+#     token_registry       TokenRegistry: https (private CA, host "localhost:PORT"), `auth: token`
+#                          backed by its own TokenServer (reg.token_server: realm, stats, count(),
+#                          requests); username/password like auth_tls_registry; anonymous gets a
+#                          token without access. Never stop/restart it (shared).
+# Function-scoped:
+#     make_token_registry(tls=True, anonymous=None, name=None, start=True, **kwargs)
+#                          -> TokenRegistry, stopped after the test (kwargs: auth, expires_in,
+#                          acl, service, issuer, ... see TokenRegistry/TokenServer)
+#     fault_proxy(registry, reset=0.0, error503=0.0, bandwidth=None, seed=1, **kwargs)
+#                          -> FaultProxy (started) in front of a plain-HTTP registry (a
+#                          LocalRegistry or "HOST:PORT"); proxy.host is what the product gets;
+#                          stopped after the test. kwargs: latency, reset_at, match, max_faults,
+#                          retry_after (see FaultProxy).
+
+from tests.support.faultproxy import FaultProxy  # noqa: E402
+from tests.support.tokenserver import TokenRegistry, make_signer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def token_signer(tmp_path_factory):
+    """One RS256 signing key + self-signed cert for all token registries of the session."""
+    return make_signer(tmp_path_factory.mktemp("token-signer"))
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory, session_pki, token_signer):
+    reg = TokenRegistry(tmp_path_factory.mktemp("token-registry"), name="token",
+                        signer=token_signer, pki=session_pki)
+    yield _start(reg, "token_registry")
+    reg.stop()
+
+
+@pytest.fixture
+def make_token_registry(tmp_path_factory, session_pki, token_signer):
+    created: list[TokenRegistry] = []
+
+    def factory(*, tls: bool = True, anonymous: str | None = None, name: str | None = None,
+                start: bool = True, **kwargs) -> TokenRegistry:
+        name = name or f"token{len(created) + 1}"
+        kwargs.setdefault("signer", token_signer)
+        reg = TokenRegistry(tmp_path_factory.mktemp(f"registry-{name}"), name=name,
+                            anonymous=anonymous, pki=session_pki if tls else None, **kwargs)
+        created.append(reg)
+        return reg.start() if start else reg
+
+    yield factory
+    for reg in reversed(created):
+        reg.stop()
+
+
+@pytest.fixture
+def fault_proxy():
+    created: list[FaultProxy] = []
+
+    def factory(registry, reset: float = 0.0, error503: float = 0.0,
+                bandwidth: float | None = None, seed: int = 1, **kwargs) -> FaultProxy:
+        if isinstance(registry, str):
+            upstream = registry
+        else:
+            if getattr(registry, "tls", False):
+                raise ValueError(f"fault_proxy speaks plain HTTP only; {registry!r} uses TLS")
+            upstream = registry.host
+        proxy = FaultProxy(upstream, reset=reset, error503=error503, bandwidth=bandwidth,
+                           seed=seed, name=f"proxy{len(created) + 1}", **kwargs)
+        created.append(proxy)
+        return proxy.start()
+
+    yield factory
+    for proxy in reversed(created):
+        proxy.stop()

@@ -399,7 +399,7 @@ class LocalRegistry:
         return sorted(found)
 
     def catalog(self) -> list[str]:
-        r = self._get("/v2/_catalog?n=10000")
+        r = self._get("/v2/_catalog?n=1000")
         r.raise_for_status()
         return sorted(r.json().get("repositories") or [])
 
