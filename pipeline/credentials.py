@@ -4,6 +4,10 @@ Order: the env vars named in release.yml (`username_env`/`password_env`), then
 `DOCKER_AUTH_CONFIG`, then the Docker config (`credHelpers`, `credsStore`,
 `auths`, as docker-py resolves them). The result says where it came from, so an
 auth failure can name the source without ever showing the secret.
+
+With a release.yml registry entry (`resolve(..., config=entry)`), the registry's
+type decides: the cloud adapters in pipeline/cloud/ (ECR, Artifact Registry, ACR,
+GHCR, GitLab, Docker Hub) come between the explicit env vars and the Docker config.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import base64
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Mapping
 
 from . import redact
@@ -25,6 +30,16 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     identity_token: str | None = field(default=None, repr=False)
     registry_token: str | None = field(default=None, repr=False)
+    method: str | None = None          # short: "env U/P", "Docker config", "boto3", "gcloud CLI"...
+    expires_at: datetime | None = None  # timezone-aware; None when unknown or not expiring
+    principal: str | None = None       # who, beyond the user name (a service account, a role)
+    note: str | None = None            # why anonymous / what else to try (never a secret)
+
+    @property
+    def identity(self) -> str:
+        """User name and principal, never a secret ("-" when anonymous)."""
+        parts = [p for p in (self.username, f"({self.principal})" if self.principal else None) if p]
+        return " ".join(parts) or ("-" if self.anonymous else "(token)")
 
     @property
     def anonymous(self) -> bool:
@@ -47,10 +62,12 @@ class Credentials:
 
     def describe(self) -> str:
         who = f"user '{self.username}'" if self.username else "no user"
-        return "anonymous (no credentials found)" if self.anonymous else f"{who} from {self.source}"
+        if self.anonymous:
+            return "anonymous (no credentials found" + (f": {self.note})" if self.note else ")")
+        return f"{who} from {self.source}"
 
 
-ANONYMOUS = Credentials(source="anonymous")
+ANONYMOUS = Credentials(source="anonymous", method="anonymous")
 
 
 def from_env(registry_name: str, username_env: str | None, password_env: str | None,
@@ -67,7 +84,8 @@ def from_env(registry_name: str, username_env: str | None, password_env: str | N
     password = env.get(password_env) if password_env else None
     redact.register_basic(username, password)
     names = "/".join(n for n in (username_env, password_env) if n)
-    return Credentials(source=f"env {names}", username=username, password=password)
+    return Credentials(source=f"env {names}", username=username, password=password,
+                       method=f"env {names}")
 
 
 def _docker_hub_keys(host: str) -> list[str]:
@@ -111,7 +129,7 @@ def _entry_to_credentials(entry: Mapping, source: str) -> Credentials | None:
     redact.register(identity)
     redact.register(registry_token)
     return Credentials(source=source, username=username, password=password,
-                       identity_token=identity, registry_token=registry_token)
+                       identity_token=identity, registry_token=registry_token, method=source)
 
 
 def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
@@ -134,9 +152,19 @@ def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
     return _entry_to_credentials(entry, source)
 
 
+def from_docker(host: str, env: Mapping[str, str]) -> Credentials | None:
+    """`DOCKER_AUTH_CONFIG`, then the Docker config (helpers, `auths`); None if neither has `host`."""
+    return from_docker_auth_config(host, env) or from_docker_config(host, env)
+
+
 def resolve(registry_name: str, host: str, username_env: str | None, password_env: str | None,
-            env: Mapping[str, str] | None = None) -> Credentials:
+            env: Mapping[str, str] | None = None, *, config=None, push: bool = False) -> Credentials:
+    """Credentials for one registry. `config` (a release.yml RegistryConfig) brings its type's
+    cloud login (pipeline/cloud); `push` allows side effects a push needs (ECR create_repository)."""
     env = os.environ if env is None else env
+    if config is not None:
+        from .cloud import credentials_for  # lazy: cloud SDKs stay out of `release --help`
+        return credentials_for(config, env, push=push)
     if username_env or password_env:
         return from_env(registry_name, username_env, password_env, env)
     return (from_docker_auth_config(host, env)

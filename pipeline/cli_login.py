@@ -1,0 +1,107 @@
+"""`release login`: get each registry's credentials the way a push would, and prove them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from .redact import redact
+
+
+def _expiry(creds) -> str | None:
+    return creds.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if creds and creds.expires_at else None
+
+
+def login_one(registry, env, *, store: bool = False) -> dict:
+    """One registry: credentials, proof, optional storing. Never raises for a registry's own
+    failure (it becomes `ok: false` with an error and a hint)."""
+    from .cloud import credentials_for
+    from .cloud.prove import prove
+    from .errors import ReleaseError
+
+    entry = {"name": registry.name, "type": registry.type, "host": registry.registry,
+             "repository": registry.repository, "method": None, "source": None,
+             "identity": None, "expires_at": None, "ok": False, "status": "failed",
+             "detail": None, "hint": None}
+    try:
+        creds = credentials_for(registry, env)
+    except ReleaseError as exc:
+        entry.update(detail=exc.message, hint=exc.hint)
+        return entry
+    entry.update(method=creds.method or creds.source, source=creds.source,
+                 identity=None if creds.anonymous else creds.identity,
+                 expires_at=_expiry(creds))
+    try:
+        proof = prove(registry, creds)
+    except ReleaseError as exc:                 # e.g. an unreadable ca_file
+        entry.update(detail=exc.message, hint=exc.hint)
+        return entry
+    entry.update(ok=proof.ok, status="ok" if proof.ok else "failed", detail=proof.detail,
+                 hint=proof.hint)
+    if proof.ok and store:
+        from .cloud.dockerconfig import store as store_creds
+        try:
+            entry["stored"] = store_creds(registry.registry, creds, env)
+        except (OSError, RuntimeError) as exc:
+            entry.update(ok=False, status="failed", detail=f"could not store in the Docker "
+                                                            f"config: {exc}",
+                         hint="check the Docker config file and its credential helper")
+    return entry
+
+
+def format_login(entries: list[dict]) -> str:
+    from .summary import table
+
+    rows = [[e["name"], e["host"], e["method"] or "-", e["identity"] or "-",
+             (e["expires_at"] or "-").replace("T", " "), e["status"]] for e in entries]
+    text = table(rows, ["REGISTRY", "HOST", "METHOD", "IDENTITY", "EXPIRES", "STATUS"])
+    notes = []
+    for e in entries:
+        if e["ok"]:
+            line = f"  {e['name']}: {e['detail']}"
+            if e.get("stored"):
+                line += f"; stored in {e['stored']}"
+        else:
+            line = f"  {e['name']}: {e['detail']}"
+            if e["hint"]:
+                line += f"\n    hint: {e['hint']}"
+        notes.append(line)
+    if notes:
+        text += "\n\n" + "\n".join(notes)
+    failed = [e["name"] for e in entries if not e["ok"]]
+    text += ("\n\nlogin failed for: " + ", ".join(failed)) if failed else \
+        f"\n\nlogged in to {len(entries)} registr{'y' if len(entries) == 1 else 'ies'}"
+    return redact(text)
+
+
+@click.command("login")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.option("--docker-config", "docker_config", is_flag=True,
+              help="Also store the credentials in the Docker config (or its credential helper) "
+                   "for your own `docker` CLI. Off by default: nothing is written to disk.")
+@click.pass_context
+def login(ctx, names, as_json, docker_config):
+    """Get each registry's credentials (from env vars, the cloud SDK or CLI, the Docker config)
+    and prove them against its /v2/ endpoint; print method, identity and expiry, never a secret.
+
+    \b
+    Example:  release login                  # every registry in release.yml
+              release login ecr ghcr --json
+              release login hub --docker-config
+    Exit codes: 0 all logged in, 1 a login failed, 2 bad configuration.
+    """
+    from .config import load_config
+
+    config = load_config(ctx.obj["config_path"])
+    selected = config.select(list(names))
+    entries = [login_one(r, os.environ, store=docker_config) for r in selected]
+    if as_json:
+        click.echo(redact(json.dumps({"ok": all(e["ok"] for e in entries), "registries": entries},
+                                     indent=2)))
+    else:
+        click.echo(format_login(entries))
+    if not all(e["ok"] for e in entries):
+        ctx.exit(1)

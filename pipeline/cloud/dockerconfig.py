@@ -1,0 +1,107 @@
+"""`release login --docker-config`: store credentials for the user's own `docker` CLI, on request.
+
+Where `docker login` would put them: the credential helper for the host (`credHelpers`),
+else the default store (`credsStore`), else `auths` in $DOCKER_CONFIG/config.json
+(~/.docker/config.json) as base64 `user:password` (file mode 0600). Docker Hub's key is
+`https://index.docker.io/v1/`. A host served by docker-credential-ecr-login (which gets
+its own tokens and stores nothing) is left alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from .. import redact
+from ..credentials import Credentials
+from .common import which
+
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+SELF_SERVING_HELPERS = {"ecr-login", "gcr", "gcloud", "acr-env"}
+
+
+def config_path(env: Mapping[str, str]) -> Path:
+    directory = env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return Path(directory) / "config.json"
+
+
+def server_key(host: str) -> str:
+    return DOCKER_HUB_KEY if host in ("docker.io", "index.docker.io", "registry-1.docker.io") \
+        else host
+
+
+def store(host: str, creds: Credentials, env: Mapping[str, str]) -> str:
+    """Store `creds` for `host`; returns where (for the report). Raises OSError/RuntimeError."""
+    if creds.anonymous:
+        return "nothing to store (anonymous)"
+    path = config_path(env)
+    config = _read(path)
+    key = server_key(host)
+    helper = (config.get("credHelpers") or {}).get(host) or (config.get("credHelpers") or {}).get(key) \
+        or config.get("credsStore")
+    if helper:
+        if helper in SELF_SERVING_HELPERS:
+            return f"left to docker-credential-{helper} (it gets its own tokens)"
+        _helper_store(helper, key, creds, env)
+        return f"docker-credential-{helper}"
+    auths = config.setdefault("auths", {})
+    if creds.identity_token and not creds.password:
+        entry = {"identitytoken": creds.identity_token}
+    else:
+        pair = f"{creds.username or ''}:{creds.password}"
+        entry = {"auth": base64.b64encode(pair.encode()).decode()}
+        redact.register(entry["auth"])
+    auths[key] = entry
+    _write(path, config)
+    return str(path)
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise RuntimeError(f"{path} is not valid JSON; fix or remove it first") from None
+    if not isinstance(data, dict):
+        raise RuntimeError(f"{path} is not a JSON object")
+    return data
+
+
+def _write(path: Path, config: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(config, out, indent="\t")
+            out.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _helper_store(helper: str, key: str, creds: Credentials, env: Mapping[str, str]) -> None:
+    name = f"docker-credential-{helper}"
+    binary = which(name, env)
+    if binary is None:
+        raise RuntimeError(f"{name} (credsStore/credHelpers in the Docker config) is not on PATH")
+    if creds.identity_token and not creds.password:
+        payload = {"ServerURL": key, "Username": "<token>", "Secret": creds.identity_token}
+    else:
+        payload = {"ServerURL": key, "Username": creds.username or "", "Secret": creds.password}
+    proc = subprocess.run([binary, "store"], input=json.dumps(payload), capture_output=True,
+                          text=True, timeout=60, env=dict(env))
+    if proc.returncode != 0:
+        message = redact.redact((proc.stdout + proc.stderr).strip().splitlines()[-1:][0]
+                                if (proc.stdout + proc.stderr).strip() else "no message")
+        raise RuntimeError(f"{name} store failed (exit {proc.returncode}): {message}")

@@ -1,0 +1,174 @@
+"""`type: gcr`: Google Artifact Registry (`*-docker.pkg.dev`) and Container Registry (`*gcr.io`).
+
+In order:
+  * `key_file:` in release.yml: a service-account JSON key, sent as user `_json_key` with
+    the whole key as password (no Google library needed; the key is long-lived);
+  * google-auth (extra [gcp], imported lazily) application default credentials:
+    GOOGLE_APPLICATION_CREDENTIALS (service-account key, workload identity federation,
+    authorized user), gcloud's ADC file, the GCE/GKE/Cloud Run metadata server. The
+    access token (about 1 h) is the password of user `oauth2accesstoken`;
+  * `gcloud auth print-access-token` (a gcloud user login, which ADC does not see);
+  * then the Docker config (e.g. the `gcloud` credential helper).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .. import redact
+from ..credentials import Credentials
+from ..errors import UsageError
+from .common import (CloudAuthError, NotConfigured, aware, pip_hint, quiet_logs, run_cli,
+                     which)
+
+TOKEN_USER = "oauth2accesstoken"
+KEY_USER = "_json_key"
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+HINT = ("set GOOGLE_APPLICATION_CREDENTIALS (google-github-actions/auth in GitHub Actions), run "
+        "`gcloud auth application-default login` or `gcloud auth login`, give key_file: in "
+        "release.yml, or run on GCP with a service account")
+TOOL_HINT = (f"{pip_hint('gcp')} (google-auth), or install the gcloud CLI; or configure the "
+             "Docker credential helper (`gcloud auth configure-docker HOST`)")
+
+
+def credentials(registry, env, *, cache=None) -> Credentials:
+    if getattr(registry, "key_file", None):
+        return _key_file(registry, Path(registry.key_file))
+    key = ("gcr", env.get("GOOGLE_APPLICATION_CREDENTIALS"), env.get("CLOUDSDK_CONFIG"),
+           env.get("CLOUDSDK_CORE_ACCOUNT"))
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    creds = _resolve(registry, env)
+    return cache.put(key, creds) if cache is not None else creds
+
+
+def _resolve(registry, env) -> Credentials:
+    sdk = _google()
+    no_adc = None
+    if sdk is not None:
+        try:
+            return _via_google_auth(registry, env)
+        except NotConfigured as exc:
+            no_adc = exc
+    if which("gcloud", env):
+        return _via_gcloud(registry, env)
+    if no_adc is not None:
+        raise no_adc
+    raise NotConfigured("google-auth is not installed and the gcloud CLI is not on PATH",
+                        hint=TOOL_HINT)
+
+
+def _google():
+    try:
+        import google.auth  # noqa: F401
+        import google.auth.transport.requests  # noqa: F401
+    except ImportError:
+        return None
+    return google.auth
+
+
+def _register_key_file(path: str | None) -> None:
+    """A service-account key named by GOOGLE_APPLICATION_CREDENTIALS holds a private key:
+    register it before google-auth reads it, so no error message can show it."""
+    if not path:
+        return
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict):
+        for field in ("private_key", "client_secret", "refresh_token"):
+            if isinstance(data.get(field), str):
+                redact.register(data[field])
+
+
+def _via_google_auth(registry, env) -> Credentials:
+    import google.auth
+    import google.auth.exceptions as gex
+    import google.auth.transport.requests as greq
+
+    adc_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")   # what google-auth reads
+    _register_key_file(adc_file)
+    try:
+        with quiet_logs():
+            creds, _project = google.auth.default(scopes=list(SCOPES))
+    except gex.DefaultCredentialsError as exc:
+        text = redact.redact(str(exc))
+        if adc_file:
+            raise UsageError(f"registry '{registry.name}': Google credentials file: {text}",
+                             hint="GOOGLE_APPLICATION_CREDENTIALS must name a readable JSON "
+                                  "credentials file") from None
+        raise NotConfigured("no Google application default credentials", hint=HINT) from None
+    try:
+        with quiet_logs():
+            creds.refresh(greq.Request())
+    except gex.RefreshError as exc:
+        raise CloudAuthError(f"registry '{registry.name}': Google refused the credentials "
+                             f"(expired, revoked or disabled?): {_short(exc)}",
+                             hint="renew them: `gcloud auth application-default login`, a new "
+                                  "service-account key, or check the workload identity "
+                                  "provider") from None
+    except gex.TransportError as exc:
+        raise CloudAuthError(f"registry '{registry.name}': cannot reach Google's token endpoint: "
+                             f"{_short(exc)}", hint="check the network or proxy (HTTPS_PROXY)") \
+            from None
+    token = creds.token
+    if not token:
+        raise CloudAuthError(f"registry '{registry.name}': google-auth returned no access token")
+    redact.register_basic(TOKEN_USER, token)
+    email = getattr(creds, "service_account_email", None)
+    principal = email if isinstance(email, str) and "@" in email else None
+    return Credentials(source="Google application default credentials (google-auth)",
+                       username=TOKEN_USER, password=token, method="google-auth",
+                       expires_at=aware(getattr(creds, "expiry", None)), principal=principal)
+
+
+def _short(exc: Exception) -> str:
+    text = redact.redact(str(exc.args[0] if exc.args else exc))
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+def _via_gcloud(registry, env) -> Credentials:
+    out = run_cli(["gcloud", "auth", "print-access-token"], env,
+                  what=f"registry '{registry.name}': gcloud auth print-access-token",
+                  hint="run `gcloud auth login`")
+    token = out.strip()
+    if not token:
+        raise CloudAuthError(f"registry '{registry.name}': `gcloud auth print-access-token` "
+                             "printed nothing", hint="run `gcloud auth login`")
+    redact.register_basic(TOKEN_USER, token)
+    return Credentials(source="gcloud auth print-access-token", username=TOKEN_USER,
+                       password=token, method="gcloud CLI")
+
+
+def _key_file(registry, path: Path) -> Credentials:
+    where = f"registry '{registry.name}': key_file {path}"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{where} not found",
+                         hint="key_file is relative to the directory of release.yml; write the "
+                              "key there before running (e.g. from a CI secret)") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: {exc.strerror or exc}") from None
+    redact.register(text)
+    redact.register(text.strip())
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise UsageError(f"{where} is not JSON",
+                         hint="key_file must be a service-account key (JSON) from "
+                              "`gcloud iam service-accounts keys create`") from None
+    if not isinstance(data, dict) or data.get("type") != "service_account":
+        raise UsageError(f"{where} is not a service-account key (\"type\": "
+                         f"{(data.get('type') if isinstance(data, dict) else None)!r})",
+                         hint="key_file must be a service-account key; for other credential "
+                              "files use GOOGLE_APPLICATION_CREDENTIALS") from None
+    if isinstance(data.get("private_key"), str):
+        redact.register(data["private_key"])
+    redact.register_basic(KEY_USER, text)
+    email = data.get("client_email") if isinstance(data.get("client_email"), str) else None
+    return Credentials(source=f"service-account key {path.name}", username=KEY_USER,
+                       password=text, method="key file", principal=email)

@@ -1,0 +1,43 @@
+"""`type: ghcr`: GitHub Container Registry (`ghcr.io`).
+
+Password: the env var named by `token_env`, else GITHUB_TOKEN, else GH_TOKEN (GitHub
+Actions: `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` and `permissions: packages:
+write`; elsewhere a classic personal access token with write:packages). User name:
+GITHUB_ACTOR (a default variable in Actions), else GITHUB_REPOSITORY_OWNER. Then the
+Docker config, then anonymous (public packages can be pulled).
+"""
+
+from __future__ import annotations
+
+from .. import redact
+from ..credentials import Credentials
+from ..errors import UsageError
+from .common import NotConfigured, env_value
+
+TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
+USER_ENVS = ("GITHUB_ACTOR", "GITHUB_REPOSITORY_OWNER")
+HINT = ("in GitHub Actions add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` and "
+        "`permissions: packages: write`; elsewhere export GITHUB_TOKEN (a classic PAT with "
+        "write:packages) and GITHUB_ACTOR, or run `docker login ghcr.io`")
+
+
+def credentials(registry, env, *, cache=None) -> Credentials:
+    if registry.token_env:
+        token_name, token = registry.token_env, env_value(env, registry.token_env, registry.name,
+                                                          "token_env")
+    else:
+        token_name = next((n for n in TOKEN_ENVS if env.get(n)), None)
+        if token_name is None:
+            raise NotConfigured(f"{' / '.join(TOKEN_ENVS)} not set", hint=HINT)
+        token = env[token_name]
+    redact.register(token)
+    user_name = next((n for n in USER_ENVS if env.get(n)), None)
+    if user_name is None:
+        raise UsageError(f"registry '{registry.name}': {token_name} is set but GITHUB_ACTOR "
+                         f"(the GitHub user name) is not",
+                         hint="export GITHUB_ACTOR=<your GitHub user name>, or use "
+                              "username_env/password_env")
+    username = env[user_name]
+    redact.register_basic(username, token)
+    return Credentials(source=f"env {user_name}/{token_name}", username=username, password=token,
+                       method=f"env {token_name}")
