@@ -1,0 +1,408 @@
+"""The data the CI templates render: a pure function of Config (no I/O, no Jinja).
+
+Everything a template needs is decided here, so the templates stay plain YAML with a few
+loops: which registries need which login, which permissions the release job gets, which
+git tags trigger a release (derived from the tag rules), which secrets and variables the
+repository must define. Lists keep release.yml's order, so the output is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+# Registry types the CI logs in to with OIDC (a short-lived identity, no stored secret); release's
+# cloud adapters then read that identity (AWS chain, Google ADC, Azure login) themselves.
+OIDC_TYPES = ("ecr", "gcr", "acr")
+
+_SLASHED = re.compile(r"/(.+)/(.*)")  # `/source/flags`, read as pipeline.tags.jsregex reads it
+_LOOPBACK = re.compile(r"^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::(\d+))?$")
+_ECR_HOST = re.compile(r"^(\d{12})\.dkr[.-]ecr(?:-fips)?\.([a-z]{2,}(?:-[a-z]+)+-[0-9]+)\.")  # its region
+_DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+SEMVER_GLOBS = ("v[0-9]+.[0-9]+.[0-9]+*", "[0-9]+.[0-9]+.[0-9]+*")
+SEMVER_REGEX = r"/^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/"
+PEP440_GLOBS = ("v[0-9]*", "[0-9]*")
+PEP440_REGEX = (r"/^v?(\d+!)?\d+(\.\d+)*([._-]?(a|b|c|rc|alpha|beta|pre|preview|post|rev|r|dev)"
+                r"[._-]?\d*)*$/i")
+ANY_TAG = "**"
+NATIVE_ARCHES = ("amd64", "386")      # what the amd64 runners run without QEMU
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value the CI needs: written in release.yml (`value`), else a CI variable named `var`."""
+    var: str
+    value: str | None = None
+    purpose: str = ""
+
+    @property
+    def is_literal(self) -> bool:
+        return self.value is not None
+
+
+@dataclass
+class Registry:
+    name: str
+    type: str
+    host: str
+    repository: str
+    prefix: str                   # for the names of its CI secrets and variables
+    login: str                    # none | env | ghcr | dockerhub | basic | gitlab | ecr | gcr | acr
+    loopback_port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)       # env var -> secret of the same name
+    username_env: str | None = None
+    password_env: str | None = None
+    username: Setting | None = None                          # basic / dockerhub / gitlab / ghcr
+    password_secret: str | None = None
+    region: str | None = None                                # ecr
+    role_arn: str | None = None                              # ecr: release assumes it itself
+
+    @property
+    def image(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    @property
+    def docker_hub(self) -> bool:
+        return self.host in _DOCKER_HUB_HOSTS
+
+    @property
+    def oidc(self) -> bool:
+        return self.login in OIDC_TYPES
+
+
+def env_prefix(name: str) -> str:
+    """Registry name -> the prefix of its CI variables: `docker-hub` -> `DOCKER_HUB`."""
+    return re.sub(r"[^A-Z0-9]", "_", name.upper())
+
+
+def var_name(prefix: str, suffix: str) -> str:
+    """`HUB` + `USERNAME` -> `HUB_USERNAME`; `DOCKERHUB` + `DOCKERHUB_TOKEN` -> `DOCKERHUB_TOKEN`."""
+    return suffix if suffix.startswith(prefix + "_") else f"{prefix}_{suffix}"
+
+
+def _ecr_region(reg) -> str | None:
+    configured = getattr(reg, "region", None)
+    if isinstance(configured, str) and configured:
+        return configured
+    if reg.registry in ("public.ecr.aws", "ecr-public.aws.com"):
+        return "us-east-1"
+    m = _ECR_HOST.match(reg.registry)
+    return m.group(2) if m else None
+
+
+def registry_context(reg) -> Registry:
+    """How the CI gives release the credentials of one registry."""
+    prefix = env_prefix(reg.name)
+    out = Registry(name=reg.name, type=reg.type, host=reg.registry, repository=reg.repository,
+                   prefix=prefix, login="none")
+    if reg.username_env or reg.password_env:
+        out.login = "env"
+        out.env = {n: n for n in (reg.username_env, reg.password_env) if n}
+        out.username_env, out.password_env = reg.username_env, reg.password_env
+        return out
+    loop = _LOOPBACK.match(reg.registry)
+    if loop:
+        out.loopback_port = int(loop.group(1) or 80)
+        return out
+    if reg.type in OIDC_TYPES:
+        out.login = reg.type
+        if reg.type == "ecr":
+            out.region = _ecr_region(reg)
+            role = getattr(reg, "role_arn", None)
+            out.role_arn = role if isinstance(role, str) and role else None
+        return out
+    if reg.type == "ghcr" or reg.registry == "ghcr.io":
+        out.login = "ghcr"
+    elif reg.type == "gitlab":
+        out.login = "gitlab"
+    elif reg.type == "dockerhub" or out.docker_hub:
+        out.login = "dockerhub"
+    else:
+        out.login = "basic"
+    out.username = Setting(var=var_name(prefix, "USERNAME"), purpose=f"user name for {reg.name}")
+    out.password_secret = var_name(prefix, "TOKEN" if out.login == "dockerhub" else "PASSWORD")
+    return out
+
+
+def extras_for(config) -> list[str]:
+    """The pip extras of release the CI needs: the SDK of each cloud it logs in to with OIDC
+    (boto3 reads AWS web identity, google-auth an external-account file, azure-identity a
+    federated token file)."""
+    wanted = {"ecr": "aws", "gcr": "gcp", "acr": "azure"}
+    logins = {registry_context(r).login for r in config.registries}
+    return sorted(wanted[t] for t in logins if t in wanted)
+
+
+def with_extras(spec: str, extras: list[str]) -> str:
+    """`.` -> `.[aws]`; `release-pipeline==1.0` -> `release-pipeline[aws]==1.0`."""
+    if not extras or "[" in spec:
+        return spec
+    m = re.match(r"^([A-Za-z0-9._-]+|\.)(.*)$", spec)
+    if not m:
+        return spec
+    return f"{m.group(1)}[{','.join(extras)}]{m.group(2)}"
+
+
+# ---------------------------------------------------------------------------- tag triggers
+
+
+def _regex_parts(pattern: str) -> tuple[str, str]:
+    m = _SLASHED.fullmatch(pattern)
+    return (m.group(1), m.group(2)) if m else (pattern, "")
+
+
+_GLOB_LITERAL = re.compile(r"[A-Za-z0-9_./-]")
+
+
+def _group_end(source: str, start: int) -> int | None:
+    """Index of the `)` closing the group opened at `start`, or None."""
+    depth, i, in_class = 0, start, False
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def glob_from_regex(pattern: str) -> str:
+    """A GitHub filter pattern that matches at least every tag the JS regex matches.
+
+    Anchored literal text and `\\d+`-style runs are kept (`^v(\\d+\\.\\d+)$` -> `v[0-9]+.[0-9]+`);
+    at the first construct without a glob equivalent the rest becomes `**`. Unanchored -> `**`.
+    """
+    source, flags = _regex_parts(pattern)
+    if not source.startswith("^") or "|" in source or "g" in flags:
+        return ANY_TAG
+    out: list[str] = []
+    i, n = 1, len(source)
+    anchored_end = False
+    while i < n:
+        c = source[i]
+        nxt = source[i + 1] if i + 1 < n else ""
+        if c == "$" and i == n - 1:
+            anchored_end = True
+            break
+        if c == "(":
+            close = _group_end(source, i)
+            if close is None or (close + 1 < n and source[close + 1] in "?*+{"):
+                break  # an optional or repeated group: the glob stops before it
+            if source.startswith("(?:", i):
+                i += 3
+                continue
+            if source.startswith(("(?<", "(?P<"), i) and not source.startswith(("(?<=", "(?<!"), i):
+                end = source.find(">", i)
+                if end < 0:
+                    break
+                i = end + 1
+                continue
+            if nxt == "?":
+                break
+            i += 1
+            continue
+        if c == ")":
+            if nxt in ("?", "*", "+", "{"):
+                break
+            i += 1
+            continue
+        if c == "\\" and nxt == "d":
+            q = source[i + 2] if i + 2 < n else ""
+            if q == "+":
+                out.append("[0-9]+")
+                i += 3
+            elif q == "{":
+                end = source.find("}", i)
+                if end < 0 or source.startswith("{0", i + 2):
+                    break
+                out.append("[0-9]+")
+                i = end + 1
+            elif q in ("*", "?"):
+                break
+            else:
+                out.append("[0-9]")
+                i += 2
+            continue
+        if c == "\\" and nxt in ".-_/":
+            literal, width = nxt, 2
+        elif _GLOB_LITERAL.match(c) and c != ".":
+            literal, width = c, 1
+        else:
+            break
+        if "i" in flags and literal.isalpha():
+            break  # case-insensitive: a glob cannot say that
+        quantifier = source[i + width] if i + width < n else ""
+        if quantifier and quantifier in "?*+{":
+            break  # a quantified literal: stop before it
+        out.append(literal)
+        i += width
+    glob = "".join(out)
+    if not anchored_end:
+        glob += ANY_TAG  # `**` also matches '/', which `*` does not
+    return glob
+
+
+_RE2_UNSUPPORTED = re.compile(r"\(\?[=!]|\(\?<[=!]|\\[1-9]|\\k<")
+
+
+def gitlab_regex(pattern: str) -> str | None:
+    """The JS regex as a GitLab `=~` literal (RE2), or None if RE2 cannot express it."""
+    source, flags = _regex_parts(pattern)
+    if _RE2_UNSUPPORTED.search(source):
+        return None
+    source = re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", source)
+    source = re.sub(r"(?<!\\)/", r"\/", source)
+    kept = "".join(f for f in flags if f in "ims")
+    return f"/{source}/{kept}"
+
+
+@dataclass(frozen=True)
+class TagTriggers:
+    globs: tuple[str, ...]        # GitHub on.push.tags
+    regexes: tuple[str, ...]      # GitLab `$CI_COMMIT_TAG =~ REGEX`; empty = any tag
+    sources: tuple[str, ...]      # the rules they come from, for the header comment
+
+
+def tag_triggers(rules) -> TagTriggers:
+    """Which git tags start a release: the ones the (enabled) tag rules read a version from."""
+    globs: list[str] = []
+    regexes: list[str | None] = []
+    sources: list[str] = []
+    for rule in rules:
+        if rule.get("enable", "true") == "false" or rule.get("value"):
+            continue
+        pattern = None
+        if rule.type in ("semver", "pep440"):
+            pattern = rule.get("match") or None
+            if pattern is None:
+                semver = rule.type == "semver"
+                globs.extend(SEMVER_GLOBS if semver else PEP440_GLOBS)
+                regexes.append(SEMVER_REGEX if semver else PEP440_REGEX)
+                sources.append(rule.text)
+                continue
+        elif rule.type == "match":
+            pattern = rule.get("pattern")
+        elif rule.type == "ref" and rule.get("event") == "tag":
+            globs.append(ANY_TAG)
+            regexes.append(None)
+            sources.append(rule.text)
+            continue
+        else:
+            continue
+        globs.append(glob_from_regex(pattern))
+        regexes.append(gitlab_regex(pattern))
+        sources.append(rule.text)
+    if not globs:  # no rule reads a tag (raw/sha/edge only): any tag may start a release
+        globs, regexes = [ANY_TAG], [None]
+    if ANY_TAG in globs:
+        globs = [ANY_TAG]
+    if None in regexes:
+        regexes = []
+    return TagTriggers(tuple(dict.fromkeys(globs)), tuple(dict.fromkeys(r for r in regexes if r)),
+                       tuple(dict.fromkeys(sources)))
+
+
+# ---------------------------------------------------------------------------- the whole context
+
+
+def build_context(config, *, config_path: str, versions: dict, install: str,
+                  default_branch: str = "main", command: str = "release ci generate") -> dict:
+    """Template context for `config`. `config_path` is release.yml relative to the repository
+    root (where the CI runs); `install` is what `pip install` gets to install release."""
+    registries = [registry_context(r) for r in config.registries]
+    logins = sorted({r.login for r in registries})
+    triggers = tag_triggers(config.tags)
+    ghcr = "ghcr" in logins
+    oidc = any(r.oidc for r in registries)
+    permissions = {"contents": "read"}
+    if ghcr:
+        permissions["packages"] = "write"
+    if oidc:
+        permissions["id-token"] = "write"
+
+    # One identity per cloud and job: the SDKs read one AWS chain, one Google ADC file, one
+    # Azure login. A registry in another account: role_arn (ECR) or grant that identity access.
+    ecr = [r for r in registries if r.login == "ecr"]
+    aws_region = next((r.region for r in ecr if r.region), None)
+    aws = None
+    if ecr:
+        aws = {"role": Setting(var="AWS_ROLE_ARN", purpose="IAM role the job assumes with OIDC"),
+               "region": Setting(var="AWS_REGION", value=aws_region, purpose="AWS region for STS")}
+    gcp = {"provider": Setting(var="GCP_WORKLOAD_IDENTITY_PROVIDER",
+                               purpose="workload identity provider, projects/NUMBER/locations/global/"
+                                       "workloadIdentityPools/POOL/providers/PROVIDER"),
+           "service_account": Setting(var="GCP_SERVICE_ACCOUNT",
+                                      purpose="service account the job impersonates")} \
+        if "gcr" in logins else None
+    azure = {"client_id": Setting(var="AZURE_CLIENT_ID",
+                                  purpose="client id of the app registration with a federated credential"),
+             "tenant_id": Setting(var="AZURE_TENANT_ID", purpose="Microsoft Entra tenant id"),
+             "subscription_id": Setting(var="AZURE_SUBSCRIPTION_ID", purpose="Azure subscription id")} \
+        if "acr" in logins else None
+
+    gh_secrets: list[tuple[str, str]] = []
+    gh_vars: list[tuple[str, str]] = []
+    gl_vars: list[tuple[str, str]] = []
+    for r in registries:
+        for name in r.env.values():
+            gh_secrets.append((name, f"named in release.yml for {r.name}"))
+            if r.type != "gitlab":  # on GitLab these come from CI_REGISTRY_USER / _PASSWORD
+                gl_vars.append((name, f"named in release.yml for {r.name} (masked)"))
+        if r.login in ("dockerhub", "basic", "gitlab"):
+            gh_vars.append((r.username.var, r.username.purpose))
+            gh_secrets.append((r.password_secret, f"password or access token for {r.name}"))
+        if r.login in ("dockerhub", "basic", "ghcr"):
+            gl_vars.append((r.username.var, r.username.purpose))
+            gl_vars.append((r.password_secret, f"password or access token for {r.name} (masked)"))
+    for cloud, gitlab_keys in ((aws, ("role",)), (gcp, ("provider", "service_account")),
+                               (azure, ("client_id", "tenant_id"))):
+        for key, setting in (cloud or {}).items():
+            if not setting.is_literal:
+                gh_vars.append((setting.var, setting.purpose))
+                if key in gitlab_keys:
+                    gl_vars.append((setting.var, setting.purpose))
+
+    platforms = [str(p) for p in (getattr(config.image, "platforms", ()) or ())]
+    emulated = list(dict.fromkeys(p.split("/")[1] for p in platforms
+                                  if len(p.split("/")) > 1 and p.split("/")[1] not in NATIVE_ARCHES))
+    release_cmd = "release" if config_path == "release.yml" else f"release -c {shlex.quote(config_path)}"
+    loopback_ports = sorted({r.loopback_port for r in registries if r.loopback_port is not None})
+    return {
+        "command": command,
+        "config_path": config_path,
+        "release": release_cmd,
+        "install": install,
+        "image": config.image.name,
+        "default_branch": default_branch,
+        "registries": registries,
+        "logins": logins,
+        "tag_globs": list(triggers.globs),
+        "tag_regexes": list(triggers.regexes),
+        "tag_sources": list(triggers.sources),
+        "platforms": platforms,
+        "emulated_arches": emulated,          # need QEMU on an amd64 runner
+        "permissions": permissions,
+        "oidc": oidc,
+        "ghcr": ghcr,
+        "aws": aws,
+        "gcp": gcp,
+        "azure": azure,
+        "role_arns": [r for r in ecr if r.role_arn],
+        "loopback_ports": loopback_ports,
+        "github_secrets": list(dict.fromkeys(gh_secrets)),
+        "github_variables": list(dict.fromkeys(gh_vars)),
+        "gitlab_variables": list(dict.fromkeys(gl_vars)),
+        "v": versions,
+    }

@@ -1,0 +1,118 @@
+"""Render the CI templates (Jinja2) with the context from `context.py`.
+
+Delimiters are `[= =]`, `[% %]` and `[# #]`: they cannot clash with GitHub's `${{ }}`,
+GitLab's `$[[ ]]`, metadata-action's `{{version}}` or YAML's `<<:` merge keys.
+StrictUndefined turns a misspelt name into an error instead of an empty string.
+Scalars go through `yq`, which quotes anything YAML could read as something else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+
+from ..errors import UsageError
+from .context import Setting
+
+TARGETS = {"github": "github.yml.j2", "gitlab": "gitlab.yml.j2"}
+DEFAULT_OUTPUTS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml"}
+VERSIONS_FILE = "versions.yml"
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@:+-]*$")
+
+
+def builtin_templates() -> Path:
+    """ci-templates/: inside the wheel as pipeline/ci_templates, in a checkout at the top level."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "ci_templates", package.parent / "ci-templates"):
+        if (candidate / TARGETS["github"]).is_file():
+            return candidate
+    raise UsageError("the built-in CI templates are missing from this installation",
+                     hint="reinstall release, or pass --templates DIR")
+
+
+def yaml_scalar(value) -> str:
+    """A YAML scalar for `value`: plain when YAML reads it back as the same string, else JSON."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return json.dumps(value)
+    text = str(value)
+    if _PLAIN.match(text):
+        try:
+            if yaml.safe_load(text) == text:
+                return text
+        except yaml.YAMLError:
+            pass
+    return json.dumps(text, ensure_ascii=False)
+
+
+def single_quoted(value) -> str:
+    """A YAML single-quoted scalar: backslashes stay as they are (regexes read well)."""
+    text = str(value)
+    if any(c in text for c in "\n\r\t"):
+        return json.dumps(text, ensure_ascii=False)
+    return "'" + text.replace("'", "''") + "'"
+
+
+def github_value(setting: Setting) -> str:
+    """A release.yml value as it is, or the repository variable that holds it."""
+    return setting.value if setting.is_literal else "${{ vars.%s }}" % setting.var
+
+
+def gitlab_shell(setting: Setting) -> str:
+    """A shell word for a GitLab script: the value quoted, or the CI/CD variable."""
+    return shlex.quote(setting.value) if setting.is_literal else f'"${setting.var}"'
+
+
+def load_versions(templates: Path | None) -> dict:
+    """versions.yml: from --templates DIR when it has one, else the built-in file."""
+    for base in ([templates] if templates else []) + [builtin_templates()]:
+        path = base / VERSIONS_FILE
+        if path.is_file():
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise UsageError(f"{path} must be a mapping (github:, gitlab:)")
+            return data
+    raise UsageError(f"{VERSIONS_FILE} not found")  # pragma: no cover - the built-in one exists
+
+
+def environment(templates: Path | None = None):
+    import jinja2
+
+    paths = ([str(templates)] if templates else []) + [str(builtin_templates())]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths),
+        variable_start_string="[=", variable_end_string="=]",
+        block_start_string="[%", block_end_string="%]",
+        comment_start_string="[#", comment_end_string="#]",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined, autoescape=False)
+    env.filters.update(yq=yaml_scalar, sq=single_quoted, sh=shlex.quote, gh=github_value, gl=gitlab_shell,
+                       json=lambda v: json.dumps(v, ensure_ascii=False))
+    return env
+
+
+def render(target: str, context: dict, templates: Path | None = None) -> str:
+    """The file for `target` (github | gitlab). Raises UsageError on a template problem."""
+    import jinja2
+
+    env = environment(templates)
+    name = TARGETS[target]
+    try:
+        text = env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound:  # pragma: no cover - the built-in one exists
+        raise UsageError(f"template {name} not found") from None
+    except jinja2.UndefinedError as exc:
+        raise UsageError(f"template {name}: {exc.message}",
+                         hint="the names a template can use are in pipeline/ci/context.py") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    text = re.sub(r"[ \t]+\n", "\n", text).rstrip("\n") + "\n"
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"template {name} rendered invalid YAML: {exc}") from None
+    return text

@@ -1,0 +1,191 @@
+"""`release ci generate` (GitHub Actions / GitLab CI files from release.yml) and `release ci build`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+PACKAGE = "release-pipeline"
+TARGETS = ("github", "gitlab")
+
+
+@click.group("ci")
+def ci_group():
+    """Generate the CI that runs release, and the CI-only steps it uses.
+
+    \b
+    release ci generate all            # .github/workflows/release.yml and .gitlab-ci.yml
+    release ci generate all --check    # exit 1 and print a diff when they are out of date
+    release ci build                   # pull requests: build the image, push nothing
+    """
+
+
+def default_install(root: Path) -> str:
+    """What the generated CI installs: this checkout inside release's own repository, else
+    the PyPI release that generated the file (so the CI runs the same release)."""
+    pyproject = root / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    if f'name = "{PACKAGE}"' in text:
+        return "."
+    return f"{PACKAGE}=={__version__}"
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _command(target: str, *, config_path: str, output: str | None, templates: str | None,
+             default_branch: str, install: str | None) -> str:
+    """The command that regenerates one file, as the file's header shows it."""
+    import shlex
+    words = ["release"]
+    if config_path != "release.yml":
+        words += ["-c", config_path]
+    words += ["ci", "generate", target]
+    for flag, value in (("--output", None if output == "-" else output), ("--templates", templates),
+                        ("--default-branch", None if default_branch == "main" else default_branch),
+                        ("--install", install)):
+        if value is not None:
+            words += [flag, value]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def generate_text(config, target: str, *, root: Path, output: str | None = None,
+                  templates: Path | None = None, default_branch: str = "main",
+                  install: str | None = None) -> tuple[str, str]:
+    """(the file `release ci generate TARGET` writes, the command that regenerates it).
+
+    Pure apart from reading the templates (and pyproject.toml for the default --install)."""
+    from .ci.context import build_context, extras_for, with_extras
+    from .ci.render import load_versions, render
+
+    config_path = _relative(config.path, root)
+    command = _command(target, config_path=config_path, output=output,
+                       templates=_relative(templates, root) if templates else None,
+                       default_branch=default_branch, install=install)
+    context = build_context(config, config_path=config_path, versions=load_versions(templates),
+                            install=install or with_extras(default_install(root), extras_for(config)),
+                            default_branch=default_branch,
+                            command=command)
+    return render(target, context, templates), command
+
+
+@ci_group.command("generate")
+@click.argument("target", type=click.Choice(["github", "gitlab", "all"]))
+@click.option("-o", "--output", metavar="PATH",
+              help="Where to write (github/gitlab only; '-' for stdout). "
+                   "Default: .github/workflows/release.yml, .gitlab-ci.yml.")
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="DIR",
+              help="Your own Jinja2 templates (github.yml.j2, gitlab.yml.j2, versions.yml); "
+                   "a file missing there comes from the built-in ones.")
+@click.option("--check", is_flag=True,
+              help="Write nothing: exit 1 and print a diff when a file differs from what release.yml "
+                   "gives, 0 when up to date (a drift check for pre-commit or CI).")
+@click.option("--default-branch", default="main", show_default=True, metavar="NAME",
+              help="The branch whose pushes build the image (GitHub; GitLab uses $CI_DEFAULT_BRANCH).")
+@click.option("--install", metavar="SPEC",
+              help=f"What the CI pip-installs to get release. Default: {PACKAGE}=={__version__}, "
+                   "or '.' inside release's own repository; plus the extras [aws] [gcp] [azure] "
+                   "for ECR, GCR and ACR registries.")
+@click.pass_context
+def generate(ctx, target, output, templates, check, default_branch, install):
+    """Generate GitHub Actions / GitLab CI files from release.yml.
+
+    Paths are relative to the current directory, the repository root the CI runs in.
+    The output is deterministic and starts with a comment naming this command.
+
+    \b
+    Example:  release ci generate all
+              release ci generate github --output - | less
+              release ci generate all --check          # exit 1 + diff when out of date
+    """
+    from .config import load_config
+    from .errors import UsageError
+    from .ci.render import DEFAULT_OUTPUTS
+
+    targets = list(TARGETS) if target == "all" else [target]
+    if output and target == "all":
+        raise UsageError("--output names one file: use it with github or gitlab, not all")
+    if output == "-" and check:
+        raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
+    config = load_config(ctx.obj["config_path"])
+    root = Path.cwd()
+    drift = False
+    for t in targets:
+        path = output or DEFAULT_OUTPUTS[t]
+        text, command = generate_text(config, t, root=root, output=output, templates=templates,
+                                      default_branch=default_branch, install=install)
+        if path == "-":
+            click.echo(text, nl=False)
+            continue
+        file = Path(path)
+        try:
+            current = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if check:
+            if current == text:
+                click.echo(f"{path}: up to date", err=True)
+                continue
+            drift = True
+            import difflib
+            diff = difflib.unified_diff((current or "").splitlines(keepends=True),
+                                        text.splitlines(keepends=True),
+                                        fromfile=f"{path} (on disk{'' if current is not None else ': missing'})",
+                                        tofile=f"{path} (from {_relative(config.path, root)})")
+            click.echo("".join(diff), nl=False)
+            click.echo(f"{path}: out of date; run: {command}", err=True)
+            continue
+        if current == text:
+            click.echo(f"{path}: up to date")
+            continue
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
+    if drift:
+        ctx.exit(1)
+
+
+@ci_group.command("build")
+@click.option("-q", "--quiet", is_flag=True, help="No build output; errors only.")
+@click.pass_context
+def ci_build(ctx, quiet):
+    """Build the image as build-push would, and push nothing.
+
+    The pull-request and default-branch step of the generated CI: proves the image builds,
+    needs no credentials. Tags the result <image.name>:ci (per platform with image.platforms).
+    """
+    from .config import load_config
+    from .engine import Engine
+    from .labels import oci_labels
+    from .progress import make_reporter
+    from .sourceinfo import revision, source_url
+
+    config = load_config(ctx.obj["config_path"])
+    image = config.image
+    cwd = config.path.parent
+    labels = oci_labels(version="ci", revision=revision(cwd), source=source_url(cwd), user=image.labels)
+    platforms = list(getattr(image, "platforms", ()) or ()) or [None]
+    reporter = make_reporter(quiet)
+    engine = Engine()
+    built = []
+    try:
+        for platform in platforms:
+            tag = f"{image.name}:ci" + (f"-{platform.replace('/', '-')}" if len(platforms) > 1 else "")
+            reporter.message(f"building {tag}{f' for {platform}' if platform else ''} from {image.context}")
+            kwargs = {"platform": platform} if platform else {}
+            image_id = engine.build(context=image.context, dockerfile=image.dockerfile, tag=tag,
+                                    build_args=image.build_args, target=image.target, labels=labels,
+                                    on_line=reporter.build_line, **kwargs)
+            built.append((tag, image_id))
+    finally:
+        reporter.close()
+    for tag, image_id in built:
+        click.echo(f"built {tag} ({image_id}); nothing pushed")

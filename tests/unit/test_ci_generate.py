@@ -1,0 +1,375 @@
+"""`release ci generate`: the generated GitHub / GitLab files for several release.yml shapes.
+
+Every file is validated with check-jsonschema's built-in (vendored) schemas, offline: the
+subprocess gets proxies that refuse every connection. Then the structure is checked: triggers,
+permissions, which login appears for which registry. YAML is read with ruamel (YAML 1.2), so
+GitHub's `on:` stays a string key (PyYAML would turn it into True).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from ruamel.yaml import YAML
+
+from pipeline.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+REGISTRY = {
+    "generic": "{name: corp, registry: registry.example.com, repository: team/app}",
+    "loopback": "{name: local, registry: 'localhost:5000', repository: team/app}",
+    "env": "{name: corp-env, registry: r2.example.com, repository: team/app, "
+           "username_env: CORP_USER, password_env: CORP_PASS}",
+    "dockerhub": "{name: dockerhub, type: dockerhub, registry: docker.io, repository: acme/app}",
+    "ecr": "{name: aws, type: ecr, registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, repository: app}",
+    "gcr": "{name: gar, type: gcr, registry: europe-docker.pkg.dev, repository: proj/images/app}",
+    "acr": "{name: azure, type: acr, registry: acme.azurecr.io, repository: app}",
+    "ghcr": "{name: gh, type: ghcr, registry: ghcr.io, repository: acme/app}",
+    "gitlab": "{name: gl, type: gitlab, registry: registry.gitlab.com, repository: acme/app}",
+}
+PRERELEASE_RULES = "tags:\n  - type=match,pattern=^v(\\d+\\.\\d+\\.\\d+-rc\\.\\d+)$,group=1\nflavor:\n  - latest=false\n"
+
+SHAPES = {**{kind: ([kind], "") for kind in REGISTRY},
+          "all": (list(REGISTRY), ""),
+          "prerelease-only": (["generic"], PRERELEASE_RULES)}
+
+OIDC_ACTIONS = {"ecr": "aws-actions/configure-aws-credentials@", "gcr": "google-github-actions/auth@",
+                "acr": "azure/login@"}
+LOGIN_ACTION = "docker/login-action@"
+
+
+def write_project(base: Path, kinds: list[str], extra: str = "") -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "app").mkdir(exist_ok=True)
+    (base / "app" / "Dockerfile").write_text("FROM scratch\n")
+    registries = "\n".join(f"  - {REGISTRY[k]}" for k in kinds)
+    (base / "release.yml").write_text(f"image:\n  name: app\n  context: app\n{extra}registries:\n{registries}\n")
+    return base
+
+
+def generate(project: Path, *args: str, env: dict | None = None):
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        return CliRunner().invoke(cli, ["ci", "generate", *args], env=env or {})
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """Every shape generated once: {name: (project dir, github text, gitlab text)}."""
+    out = {}
+    for name, (kinds, extra) in SHAPES.items():
+        project = write_project(tmp_path_factory.mktemp(name.replace("-", "_")), kinds, extra)
+        result = generate(project, "all")
+        assert result.exit_code == 0, result.output
+        out[name] = (project, (project / ".github/workflows/release.yml").read_text(),
+                     (project / ".gitlab-ci.yml").read_text())
+    return out
+
+
+def check_jsonschema(schema: str, files: list[Path], *extra: str) -> dict:
+    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
+    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
+                           *extra, "-o", "json", *map(str, files)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == (0 if data["status"] == "ok" else 1), proc.stderr
+    return data
+
+
+def load(text: str):
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def steps_using(job: dict, prefix: str) -> list[dict]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith(prefix)]
+
+
+# ---------------------------------------------------------------------------- validators
+
+
+def test_every_generated_file_passes_the_schemas(shapes):
+    github = [p / ".github/workflows/release.yml" for p, _, _ in shapes.values()]
+    gitlab = [p / ".gitlab-ci.yml" for p, _, _ in shapes.values()]
+    github.append(ROOT / ".github/workflows/release.yml")
+    gitlab.append(ROOT / ".gitlab-ci.yml")
+    result = check_jsonschema("vendor.github-workflows", github)
+    assert result["status"] == "ok", result
+    result = check_jsonschema("vendor.gitlab-ci", gitlab, "--data-transform", "gitlab-ci")
+    assert result["status"] == "ok", result
+
+
+def test_the_validator_does_catch_a_broken_workflow(shapes, tmp_path):
+    _, github, gitlab = shapes["all"]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(github.replace("contents: read", "contents: reed", 1))
+    assert check_jsonschema("vendor.github-workflows", [bad])["status"] == "fail"
+    bad.write_text(gitlab.replace("dotenv: release.env", "dotenv: 42"))
+    assert check_jsonschema("vendor.gitlab-ci", [bad])["status"] == "fail"
+
+
+# ---------------------------------------------------------------------------- GitHub structure
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_github_workflow_structure(shapes, shape):
+    _, text, _ = shapes[shape]
+    assert text.startswith("# Generated by `release ci generate github` from release.yml.")
+    wf = load(text)
+    kinds = SHAPES[shape][0]
+    assert set(wf["on"]) == {"push", "pull_request"}
+    assert wf["on"]["push"]["branches"] == ["main"]
+    if shape == "prerelease-only":
+        assert wf["on"]["push"]["tags"] == ["v[0-9]+.[0-9]+.[0-9]+-rc.[0-9]+"]
+    else:
+        assert wf["on"]["push"]["tags"] == ["v[0-9]+.[0-9]+.[0-9]+*", "[0-9]+.[0-9]+.[0-9]+*"]
+    assert wf["permissions"] == {"contents": "read"}
+    assert "${{ github.ref }}" in wf["concurrency"]["group"]
+
+    build, release = wf["jobs"]["build"], wf["jobs"]["release"]
+    # Pull requests and the default branch: build only, no credentials at all.
+    assert build["if"] == "${{ !startsWith(github.ref, 'refs/tags/') }}"
+    assert build["permissions"] == {"contents": "read"}
+    build_text = json.dumps(build)
+    assert "secrets." not in build_text and "vars." not in build_text
+    assert [s.get("run") for s in build["steps"]][-2:] == ["release validate", "release ci build"]
+    assert "build-push" not in build_text
+
+    # Tags: the release, with the version from the tag.
+    assert release["if"] == "${{ startsWith(github.ref, 'refs/tags/') }}"
+    step = next(s for s in release["steps"] if s.get("id") == "release")
+    assert step["env"]["VERSION"] == "${{ github.ref_name }}"
+    assert step["run"] == 'release build-push "$VERSION"'
+    assert set(release["outputs"]) == {"version", "digest", "tags"}
+    install = next(s for s in release["steps"] if s.get("name") == "Install release")
+    assert install["run"].startswith("pipx install ")
+
+    expected = {"contents": "read"}
+    if "ghcr" in kinds:
+        expected["packages"] = "write"
+    if {"ecr", "gcr", "acr"} & set(kinds):
+        expected["id-token"] = "write"
+    assert release["permissions"] == expected
+
+    for kind, action in OIDC_ACTIONS.items():
+        assert len(steps_using(release, action)) == (1 if kind in kinds else 0), kind
+    logins = steps_using(release, LOGIN_ACTION)
+    by_registry = {s["with"].get("registry", "docker.io"): s["with"] for s in logins}
+    wanted = {k for k in kinds if k in ("generic", "dockerhub", "ghcr", "gitlab")}
+    assert len(logins) == len(wanted)
+    if "ghcr" in kinds:
+        assert by_registry["ghcr.io"] == {"registry": "ghcr.io", "username": "${{ github.actor }}",
+                                          "password": "${{ secrets.GITHUB_TOKEN }}"}
+    if "dockerhub" in kinds:
+        assert by_registry["docker.io"] == {"username": "${{ vars.DOCKERHUB_USERNAME }}",
+                                            "password": "${{ secrets.DOCKERHUB_TOKEN }}"}
+        assert "#   DOCKERHUB_TOKEN: " in text
+    if "generic" in kinds:
+        assert by_registry["registry.example.com"]["password"] == "${{ secrets.CORP_PASSWORD }}"
+    if "env" in kinds:
+        assert step["env"]["CORP_PASS"] == "${{ secrets.CORP_PASS }}"
+        assert "#   CORP_PASS: " in text
+    if "loopback" in kinds:
+        assert release["services"] == {"registry_5000": {"image": "registry:2", "ports": ["5000:5000"]}}
+    else:
+        assert "services" not in release
+    if "ecr" in kinds:
+        aws = steps_using(release, OIDC_ACTIONS["ecr"])[0]["with"]
+        assert aws == {"role-to-assume": "${{ vars.AWS_ROLE_ARN }}", "aws-region": "eu-west-1"}
+        assert "[aws" in install["run"]
+    if "gcr" in kinds:
+        gcp = steps_using(release, OIDC_ACTIONS["gcr"])[0]["with"]
+        assert gcp["workload_identity_provider"] == "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}"
+        moved = release["steps"][release["steps"].index(steps_using(release, OIDC_ACTIONS["gcr"])[0]) + 1]
+        assert "RUNNER_TEMP" in moved["run"]  # the credentials file leaves the build context
+    # OIDC logins come before the release step, and only in the release job.
+    assert release["steps"][-1] is step
+
+
+def test_github_workflow_for_a_config_in_a_subdirectory(tmp_path):
+    project = write_project(tmp_path, ["generic"])
+    (project / "deploy").mkdir()
+    (project / "release.yml").rename(project / "deploy" / "release.yml")
+    (project / "deploy" / "release.yml").write_text(
+        (project / "deploy" / "release.yml").read_text().replace("context: app", "context: ../app"))
+    result = generate(project, "github", "--default-branch", "trunk", env={"RELEASE_CONFIG": "deploy/release.yml"})
+    assert result.exit_code == 0, result.output
+    text = (project / ".github/workflows/release.yml").read_text()
+    assert text.startswith("# Generated by `release -c deploy/release.yml ci generate github "
+                           "--default-branch trunk` from deploy/release.yml.")
+    wf = load(text)
+    assert wf["on"]["push"]["branches"] == ["trunk"]
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release -c deploy/release.yml build-push "$VERSION"'
+
+
+# ---------------------------------------------------------------------------- GitLab structure
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_gitlab_file_structure(shapes, shape):
+    _, _, text = shapes[shape]
+    assert text.startswith("# Generated by `release ci generate gitlab` from release.yml.")
+    ci = load(text)
+    kinds = SHAPES[shape][0]
+    assert ci["variables"]["DOCKER_TLS_CERTDIR"] == "/certs"
+    assert ci["variables"]["DOCKER_HOST"] == "tcp://docker:2376"
+    assert ci["variables"]["DOCKER_TLS_VERIFY"] == "1"
+    assert ci["default"]["services"][0] == {"name": "docker:27-dind", "alias": "docker"}
+    assert [r["if"] for r in ci["workflow"]["rules"]] == [
+        '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+        "$CI_COMMIT_TAG"]
+    assert [r["if"] for r in ci["build"]["rules"]] == [
+        '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
+    assert ci["build"]["script"] == ["release validate", "release ci build"]
+
+    release = ci["release"]
+    (rule,) = release["rules"]
+    if shape == "prerelease-only":
+        assert rule["if"] == r"$CI_COMMIT_TAG =~ /^v(\d+\.\d+\.\d+-rc\.\d+)$/"
+    else:
+        assert rule["if"].startswith("$CI_COMMIT_TAG =~ /^v?(0|[1-9]\\d*)")
+    assert release["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env'
+    assert release["artifacts"] == {"reports": {"dotenv": "release.env"}}
+
+    tokens = release.get("id_tokens", {})
+    assert ("AWS_ID_TOKEN" in tokens) == ("ecr" in kinds)
+    assert ("GCP_ID_TOKEN" in tokens) == ("gcr" in kinds)
+    assert ("AZURE_ID_TOKEN" in tokens) == ("acr" in kinds)
+    if "ecr" in kinds:
+        assert tokens["AWS_ID_TOKEN"] == {"aud": "sts.amazonaws.com"}
+        assert any("AWS_WEB_IDENTITY_TOKEN_FILE" in line for line in release["script"])
+    if "gcr" in kinds:
+        assert tokens["GCP_ID_TOKEN"]["aud"] == "https://iam.googleapis.com/${GCP_WORKLOAD_IDENTITY_PROVIDER}"
+        assert any('"type": "external_account"' in line for line in release["script"])
+    if "acr" in kinds:
+        assert tokens["AZURE_ID_TOKEN"] == {"aud": "api://AzureADTokenExchange"}
+        assert any("AZURE_FEDERATED_TOKEN_FILE" in line for line in release["script"])
+    logins = [line for line in release["script"] if "docker login" in line]
+    if "gitlab" in kinds:
+        assert ('echo "$CI_REGISTRY_PASSWORD" | docker login --username "$CI_REGISTRY_USER" '
+                '--password-stdin registry.gitlab.com') in logins
+        assert "CI_REGISTRY_PASSWORD" not in text.split("workflow:")[0]  # not a variable to set
+    assert len(logins) == len({k for k in kinds if k in ("generic", "dockerhub", "ghcr", "gitlab")})
+    if "loopback" in kinds:
+        assert release["services"][1] == {"name": "registry:2", "alias": "registry-5000"}
+    install = ci["default"]["before_script"][-1]
+    for kind, extra in (("ecr", "aws"), ("gcr", "gcp"), ("acr", "azure")):
+        assert (extra in install) == (kind in kinds)
+
+
+def test_gitlab_registry_named_by_env_vars_gets_the_job_token(tmp_path):
+    project = write_project(tmp_path, [])
+    (project / "release.yml").write_text(
+        "image: {name: app, context: app}\nregistries:\n"
+        "  - {name: gl, type: gitlab, registry: registry.gitlab.com, repository: a/b,"
+        " username_env: GL_USER, password_env: GL_PASS}\n")
+    assert generate(project, "gitlab").exit_code == 0
+    ci = load((project / ".gitlab-ci.yml").read_text())
+    assert ci["release"]["variables"] == {"GL_USER": "$CI_REGISTRY_USER", "GL_PASS": "$CI_REGISTRY_PASSWORD"}
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_output_is_deterministic(shapes):
+    project, github, gitlab = shapes["all"]
+    result = generate(project, "github", "--output", "-")
+    assert result.exit_code == 0 and result.output == github
+    result = generate(project, "gitlab", "-o", "-")
+    assert result.output == gitlab
+
+
+def test_check_reports_drift_with_a_diff_and_exit_1(tmp_path):
+    project = write_project(tmp_path, ["generic"])
+    result = generate(project, "all", "--check")
+    assert result.exit_code == 1
+    assert "(on disk: missing)" in result.output
+    assert generate(project, "all").exit_code == 0
+    result = generate(project, "all", "--check")
+    assert result.exit_code == 0, result.output
+    assert "up to date" in result.output
+    workflow = project / ".github/workflows/release.yml"
+    workflow.write_text(workflow.read_text().replace("timeout-minutes: 60", "timeout-minutes: 61"))
+    result = generate(project, "all", "--check")
+    assert result.exit_code == 1
+    assert "-    timeout-minutes: 61\n+    timeout-minutes: 60\n" in result.output
+    assert "out of date; run: release ci generate github" in result.output
+    assert workflow.read_text().count("timeout-minutes: 61") == 1  # --check writes nothing
+    # release.yml changes -> drift
+    generate(project, "all")
+    (project / "release.yml").write_text((project / "release.yml").read_text().replace(
+        "registry.example.com", "registry.example.org"))
+    assert generate(project, "gitlab", "--check").exit_code == 1
+
+
+def test_usage_errors(tmp_path):
+    project = write_project(tmp_path, ["generic"])
+    assert generate(project, "all", "--output", "x.yml").exit_code == 2
+    assert generate(project, "github", "--output", "-", "--check").exit_code == 2
+    assert generate(project, "bitbucket").exit_code == 2
+
+
+def test_user_templates(tmp_path):
+    project = write_project(tmp_path, ["generic"])
+    templates = project / "my-templates"
+    templates.mkdir()
+    (templates / "gitlab.yml.j2").write_text(
+        "# [= command =] from [= config_path =]\nrelease:\n  script:\n    - [= release =] build-push x\n")
+    result = generate(project, "all", "--templates", "my-templates")
+    assert result.exit_code == 0, result.output
+    assert (project / ".gitlab-ci.yml").read_text() == (
+        "# release ci generate gitlab --templates my-templates from release.yml\n"
+        "release:\n  script:\n    - release build-push x\n")
+    assert (project / ".github/workflows/release.yml").read_text().startswith("# Generated by")
+
+
+def test_install_spec(tmp_path):
+    from pipeline import __version__
+    project = write_project(tmp_path, ["ecr"])
+    generate(project, "github")
+    assert f"pipx install 'release-pipeline[aws]=={__version__}'" in \
+        (project / ".github/workflows/release.yml").read_text()
+    generate(project, "github", "--install", "release-pipeline[aws]>=0.1")
+    assert "pipx install 'release-pipeline[aws]>=0.1'" in (project / ".github/workflows/release.yml").read_text()
+
+
+def test_this_repository_ci_files_are_up_to_date():
+    """`release ci generate all --check` in this repository: its own CI files never drift."""
+    result = generate(ROOT, "all", "--check")
+    assert result.exit_code == 0, result.output
+    text = (ROOT / ".github/workflows/release.yml").read_text()
+    assert "pipx install ." in text  # this repository installs release from its checkout
+
+
+def test_foreign_platforms_get_qemu(tmp_path):
+    project = write_project(tmp_path, ["generic"])
+    (project / "release.yml").write_text((project / "release.yml").read_text().replace(
+        "  context: app\n", "  context: app\n  platforms: [linux/amd64, linux/arm64]\n"))
+    assert generate(project, "all").exit_code == 0
+    wf = load((project / ".github/workflows/release.yml").read_text())
+    for job in ("build", "release"):
+        (qemu,) = steps_using(wf["jobs"][job], "docker/setup-qemu-action@")
+        assert qemu["with"] == {"platforms": "arm64"}
+    ci = load((project / ".gitlab-ci.yml").read_text())
+    assert ci["default"]["before_script"][-1].endswith("--install arm64")
+    # amd64 only: no emulation
+    (project / "release.yml").write_text((project / "release.yml").read_text().replace(
+        "[linux/amd64, linux/arm64]", "[linux/amd64]"))
+    generate(project, "all")
+    assert "setup-qemu" not in (project / ".github/workflows/release.yml").read_text()
+
+
+def test_cli_start_up_does_not_import_jinja():
+    code = "import sys, pipeline.cli; print(sorted(m for m in ('jinja2', 'yaml') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stderr
