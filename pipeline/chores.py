@@ -36,7 +36,7 @@ def _certs_d(host: str) -> Path | None:
 def client_for(registry, env=None) -> RegistryClient:
     """A client for a release.yml registry entry, with its credentials and retry policy."""
     creds = creds_mod.resolve(registry.name, registry.registry, registry.username_env,
-                              registry.password_env, env)
+                              registry.password_env, env, config=registry)
     return RegistryClient(registry.registry, creds, ca_file=registry.ca_file or _certs_d(registry.registry),
                           insecure=registry.insecure)
 

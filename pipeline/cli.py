@@ -157,17 +157,42 @@ def plan(ctx, version, registries, no_build, as_json):
               help="Registries pushed in parallel.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of the table.")
 @click.option("-q", "--quiet", is_flag=True, help="No build output or progress; errors and summary only.")
+@click.option("--platform", metavar="OS/ARCH", help="With --push-by-digest: the one platform to build.")
+@click.option("--push-by-digest", is_flag=True,
+              help="Build one platform and push it by digest (no tag) to the first registry; "
+                   "`release manifest merge` tags it later.")
+@click.option("--metadata-file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="With --push-by-digest: write the platform record here (JSON).")
+@click.option("--dotenv", "dotenv", metavar="PATH",
+              help="Also write a dotenv report (RELEASE_VERSION, RELEASE_DIGEST, RELEASE_TAGS, RELEASE_OK), "
+                   "e.g. for GitLab's artifacts:reports:dotenv.")
 @click.pass_context
-def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet):
+def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, platform,
+               push_by_digest, metadata_file, dotenv):
     """Build once, push VERSION and its tags to every registry, verify the digests.
+
+    With several image.platforms: one build per platform, each pushed by digest, one
+    image index per registry (same digest everywhere) carrying the tags.
 
     \b
     Example:  release build-push 1.4.2
               release -c ci/release.yml build-push 1.4.2 --registry local --no-build
+              release build-push 1.4.2 --platform linux/arm64 --push-by-digest \
+                  --metadata-file meta/linux-arm64.json     # then: release manifest merge
     Exit codes: 0 released, 1 a build or push failed, 2 bad configuration or usage.
+    In GitHub Actions it also writes the step outputs version, digest and tags ($GITHUB_OUTPUT)
+    and a summary table ($GITHUB_STEP_SUMMARY); logs are folded into groups/sections.
     """
     from .plan import format_plan
+    if (platform or metadata_file) and not push_by_digest:
+        raise click.UsageError("--platform and --metadata-file go with --push-by-digest "
+                               "(several platforms in one run: image.platforms in release.yml)")
     config, p = _plan(ctx, version, registries, not no_build)
+    if push_by_digest:
+        from .cli_manifest import run_push_by_digest
+        run_push_by_digest(ctx, config, p, platform=platform, no_build=no_build, dry_run=dry_run,
+                           jobs=jobs, as_json=as_json, quiet=quiet, metadata_file=metadata_file)
+        return
     if dry_run:
         _emit_json(p.to_dict()) if as_json else click.echo(format_plan(p))
         return
@@ -180,14 +205,23 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     releaser = Releaser(config, p, reporter, engine=None, jobs=jobs)
     releaser.resolve_credentials()  # a missing env var is a usage error before any work
     releaser.engine = Engine()
-    report = releaser.run(build=not no_build)
+    try:
+        report = releaser.run(build=not no_build)
+    finally:
+        reporter.close()  # a CI log section must not fold the error away
+    from .ci.step import ci_system, neutralise, neutralise_json, write_step_outputs
+    write_step_outputs(report, os.environ, dotenv)
+    on_github = ci_system(os.environ) == "github"  # registry errors must not run workflow commands
     if as_json:
-        _emit_json(report.to_dict())
+        text = redact(json.dumps(report.to_dict(), indent=2))
+        click.echo(neutralise_json(text) if on_github else text)
     else:
-        click.echo(format_report(report))
+        text = format_report(report)
+        click.echo(neutralise(text) if on_github else text)
     if not report.ok:
         if as_json:
-            click.echo(redact(format_report(report)), err=True)
+            text = redact(format_report(report))
+            click.echo(neutralise(text) if on_github else text, err=True)
         ctx.exit(1)
 
 
@@ -196,6 +230,9 @@ def _add_chores() -> None:
     cli.add_command(registry_group)
     cli.add_command(prune)
     cli.add_command(promote)
+    from .cli_manifest import manifest_group; cli.add_command(manifest_group)  # noqa: E702
+    from .cli_login import login; cli.add_command(login)  # noqa: E702
+    from .cli_ci import ci_group; cli.add_command(ci_group)  # noqa: E702
 
 
 _add_chores()

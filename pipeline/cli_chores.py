@@ -27,7 +27,7 @@ def _api_error(exc) -> ReleaseError:
 
 @click.group("registry")
 def registry_group():
-    """Look into a registry: catalog, tags, inspect, delete.
+    """Look into a registry (catalog, tags, inspect, delete) or host one (up, down, gc, compose).
 
     REF is a full reference (localhost:5000/team/app:1.2.3) or a registry name from
     release.yml with an optional :TAG or @DIGEST (local:1.2.3), which brings its credentials.
@@ -241,3 +241,10 @@ def promote(ctx, version, source, dests, jobs, as_json, quiet):
     click.echo(redact(json.dumps(report.to_dict(), indent=2)) if as_json else format_report(report, verb="promoted"))
     if not report.ok:
         ctx.exit(1)
+
+
+# `release registry up / down / gc / compose`: host a registry (pipeline/cli_hosting.py).
+from .cli_hosting import compose, down, gc, up  # noqa: E402
+
+for _command in (up, down, gc, compose):
+    registry_group.add_command(_command)

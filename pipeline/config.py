@@ -45,14 +45,27 @@ SCHEMA_VERSION = 1
 
 TOP_KEYS = ("version", "image", "tags", "flavor", "registries", "retry")
 TOP_REQUIRED = ("image", "registries")
-IMAGE_KEYS = ("name", "context", "dockerfile", "build_args", "target", "labels")
+IMAGE_KEYS = ("name", "context", "dockerfile", "build_args", "target", "labels", "platforms",
+              "index_format")
 IMAGE_REQUIRED = ("name",)
 REGISTRY_KEYS = ("name", "type", "registry", "repository", "username_env", "password_env",
-                 "ca_file", "insecure")
-REGISTRY_REQUIRED = ("name", "registry", "repository")
+                 "ca_file", "insecure", "region", "profile", "role_arn", "create_repository",
+                 "key_file", "token_env")
+# `registry` is required too, except for the types in DEFAULT_REGISTRY_HOSTS.
+REGISTRY_REQUIRED = ("name", "repository")
 RETRY_KEYS = ("attempts", "max_delay")
 REGISTRY_TYPES = ("generic", "dockerhub", "ecr", "gcr", "acr", "ghcr", "gitlab")
+# Keys that only mean something for some registry types (pipeline/cloud/).
+TYPE_KEYS = {"region": ("ecr",), "profile": ("ecr",), "role_arn": ("ecr",),
+             "create_repository": ("ecr",), "key_file": ("gcr",), "token_env": ("ghcr",)}
+# `registry:` may be left out for these; gitlab: $CI_REGISTRY when set at load time.
+DEFAULT_REGISTRY_HOSTS = {"dockerhub": "docker.io", "ghcr": "ghcr.io",
+                          "gitlab": "registry.gitlab.com"}
+AWS_REGION_PATTERN = r"^[a-z]{2,}(?:-[a-z]+)+-[0-9]+$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$"
 
+INDEX_FORMATS = ("oci", "docker")  # OCI image index / Docker manifest list (pipeline/index.py)
+DEFAULT_INDEX_FORMAT = "oci"
 DEFAULT_CONTEXT = "."
 DEFAULT_DOCKERFILE = "Dockerfile"
 DEFAULT_REGISTRY_TYPE = "generic"
@@ -77,6 +90,8 @@ REGISTRY_HOST_PATTERN = (rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.
 _REPOSITORY_RE = re.compile(REPOSITORY_PATTERN)
 _REGISTRY_NAME_RE = re.compile(REGISTRY_NAME_PATTERN)
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+_AWS_REGION_RE = re.compile(AWS_REGION_PATTERN)
+_ROLE_ARN_RE = re.compile(ROLE_ARN_PATTERN)
 _BUILD_ARG_NAME_RE = re.compile(BUILD_ARG_NAME_PATTERN)
 _HOST_LABEL_RE = re.compile(rf"^{_HOST_LABEL}$")
 _SECRET_KEY_RE = re.compile(
@@ -110,6 +125,9 @@ class ImageConfig:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # os/arch[/variant] in release.yml order; () = the engine's own platform, one manifest
+    platforms: tuple[str, ...] = ()
+    index_format: str = DEFAULT_INDEX_FORMAT  # with several platforms: "oci" or "docker"
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,13 @@ class RegistryConfig:
     ca_file: Path | None = None  # absolute
     insecure: bool = False
     line: int | None = None  # line of this entry in release.yml
+    # Per-type keys (TYPE_KEYS); names of env vars and files, never secrets.
+    region: str | None = None  # ecr: only for a host that does not say (an alias)
+    profile: str | None = None  # ecr: AWS shared-config profile
+    role_arn: str | None = None  # ecr: role to assume first
+    create_repository: bool = False  # ecr: create a missing repository before a push
+    key_file: Path | None = None  # gcr: service-account JSON key (absolute)
+    token_env: str | None = None  # ghcr: NAME of the env var holding the token
 
     @property
     def image_ref(self) -> str:
@@ -525,12 +550,63 @@ class _Loader:
             labels = self.string_map(entries["labels"][1], "image.labels")
         ok &= labels is not None
 
+        platforms: tuple[str, ...] | None = ()
+        if "platforms" in entries:
+            platforms = self.platforms(entries["platforms"][1])
+        ok &= platforms is not None
+
+        index_format: str | None = DEFAULT_INDEX_FORMAT
+        if "index_format" in entries:
+            index_format = self.string(entries["index_format"][1], "image.index_format")
+            if index_format is not None and index_format not in INDEX_FORMATS:
+                self.error(entries["index_format"][1],
+                           f"image.index_format must be one of {', '.join(INDEX_FORMATS)}, "
+                           f"got '{index_format}'",
+                           hint=_did_you_mean(index_format, INDEX_FORMATS)
+                           or "oci: an OCI image index (default); docker: a Docker manifest list")
+                index_format = None
+        ok &= index_format is not None
+
         if not ok:
             return None
         assert name is not None and context is not None and dockerfile is not None
         assert build_args is not None and labels is not None
+        assert platforms is not None and index_format is not None
         return ImageConfig(name=name, context=context, dockerfile=dockerfile,
-                           build_args=build_args, target=target, labels=labels)
+                           build_args=build_args, target=target, labels=labels,
+                           platforms=platforms, index_format=index_format)
+
+    def platforms(self, node: Node) -> tuple[str, ...] | None:
+        """image.platforms: a non-empty list of distinct os/arch[/variant] strings."""
+        from pipeline.platforms import PlatformError, parse_platform
+
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.error(node, f"image.platforms must be a non-empty list of platforms, got "
+                             f"{describe(node)}",
+                       hint=_null_hint(node) or "e.g. platforms: [linux/amd64, linux/arm64]; "
+                                                "remove the key to build the engine's own platform")
+            return None
+        seen: dict = {}
+        ok = True
+        for item in node.value:
+            text = self.string(item, "image.platforms[]")
+            if text is None:
+                ok = False
+                continue
+            try:
+                platform = parse_platform(text)
+            except PlatformError as exc:
+                self.error(item, f"image.platforms: {exc.message}", hint=exc.hint)
+                ok = False
+                continue
+            same = next((p for p in seen if p.matches(platform)), None)
+            if same is not None:
+                self.error(item, f"image.platforms lists {text} twice (same as {seen[same]})",
+                           hint="remove one of them")
+                ok = False
+                continue
+            seen[platform] = text
+        return tuple(str(p) for p in seen) if ok else None
 
     def rule_list(self, node: Node, section: str, *, allow_empty: bool) -> list[str] | None:
         if not isinstance(node, SequenceNode):
@@ -664,6 +740,12 @@ class _Loader:
                     self.error(n, f"{where}.registry '{host}' is not a valid registry host: "
                                   f"{problem[0]}", hint=problem[1])
                     host = None
+        elif rtype in DEFAULT_REGISTRY_HOSTS:
+            host = self.default_host(node, where, rtype)
+        elif rtype is not None and not self.misspelled(node, "registry", REGISTRY_KEYS, where):
+            self.error(node, f"{where}.registry is required",
+                       hint=_REQUIRED_HINTS["registry"] + " (only dockerhub, ghcr and gitlab "
+                            "registries have a default)")
         ok &= host is not None
 
         repo = None
@@ -715,12 +797,115 @@ class _Loader:
             insecure = self.boolean(n, f"{where}.insecure")
         ok &= insecure is not None
 
+        extra = self.type_keys(entries, where, rtype, host)
+        ok &= extra is not None
+
         if not ok:
             return None
-        assert name and rtype and host and repo and insecure is not None
+        assert name and rtype and host and repo and insecure is not None and extra is not None
         return RegistryConfig(name=name, type=rtype, registry=host, repository=repo,
                               username_env=env["username_env"], password_env=env["password_env"],
-                              ca_file=ca_file, insecure=insecure, line=position(node)[0])
+                              ca_file=ca_file, insecure=insecure, line=position(node)[0], **extra)
+
+    def misspelled(self, node: Node, key: str, known: tuple[str, ...], where: str) -> bool:
+        """Is there an unknown key in `node` that was reported as a typo of `key`?"""
+        pairs = self.pairs(node) if isinstance(node, MappingNode) else None
+        return any(isinstance(k, ScalarNode) and k.value not in known
+                   and _unknown_key_hint(k.value, where, known) == f"did you mean '{key}'?"
+                   for k, _ in pairs or [])
+
+    def default_host(self, node: Node, where: str, rtype: str) -> str | None:
+        """`registry:` left out: docker.io, ghcr.io, or $CI_REGISTRY (registry.gitlab.com)."""
+        host = DEFAULT_REGISTRY_HOSTS[rtype]
+        if rtype == "gitlab" and os.environ.get("CI_REGISTRY"):
+            host = os.environ["CI_REGISTRY"]
+            problem = check_registry_host(host)
+            if problem:
+                self.error(node, f"{where}: CI_REGISTRY '{host}' (the default registry of a "
+                                 f"gitlab registry) is not a valid registry host: {problem[0]}",
+                           hint="set registry: explicitly")
+                return None
+        return host
+
+    def type_keys(self, entries: dict[str, tuple[Node, Node]], where: str, rtype: str | None,
+                  host: str | None) -> dict[str, Any] | None:
+        """The per-type keys (TYPE_KEYS): each only for its types, each checked."""
+        out: dict[str, Any] = {}
+        ok = True
+        for key, types in TYPE_KEYS.items():
+            if key not in entries:
+                continue
+            key_node, n = entries[key]
+            if rtype is not None and rtype not in types:
+                self.error(key_node, f"{where}.{key} applies to type {' or '.join(types)} only "
+                                     f"(this registry is type {rtype})",
+                           hint=f"remove {key}, or set type: {types[0]}")
+                ok = False
+                continue
+            if key == "create_repository":
+                value = self.boolean(n, f"{where}.{key}")
+            elif key == "key_file":
+                text = self.string(n, f"{where}.{key}")
+                value = self.resolve(text) if text is not None else None
+            else:
+                value = self.string(n, f"{where}.{key}")
+                if value is not None:
+                    value = self.check_type_value(n, where, key, value)
+            if value is None:
+                ok = False
+            else:
+                out[key] = value
+        if "token_env" in entries and "password_env" in entries:
+            self.error(entries["token_env"][0], f"{where}: token_env and password_env both give "
+                                                "the password",
+                       hint="keep token_env (with GITHUB_ACTOR as user name), or "
+                            "username_env/password_env")
+            ok = False
+        if ok and rtype == "ecr" and host is not None:
+            ok = self.ecr_host(entries, where, host, out.get("region"))
+        return out if ok else None
+
+    def check_type_value(self, n: Node, where: str, key: str, value: str) -> str | None:
+        if key == "region" and not _AWS_REGION_RE.match(value):
+            self.error(n, f"{where}.region '{value}' is not an AWS region name",
+                       hint="e.g. us-east-1, eu-central-1, cn-north-1, us-gov-west-1")
+            return None
+        if key == "role_arn" and not _ROLE_ARN_RE.match(value):
+            self.error(n, f"{where}.role_arn is not an IAM role ARN",
+                       hint="e.g. arn:aws:iam::123456789012:role/release-push")
+            return None
+        if key == "token_env" and not _ENV_NAME_RE.match(value):
+            self.error(n, f"{where}.token_env must be the NAME of an environment variable "
+                          f"(letters, digits and '_', not starting with a digit)",
+                       hint=SECRET_HINT.replace("password_env", "token_env"))
+            return None
+        if key == "profile" and any(c.isspace() for c in value):
+            self.error(n, f"{where}.profile '{value}' contains spaces",
+                       hint="the name of a profile in ~/.aws/config")
+            return None
+        return value
+
+    def ecr_host(self, entries: dict[str, tuple[Node, Node]], where: str, host: str,
+                 region: str | None) -> bool:
+        """An ecr registry's host must follow ECR's grammar, unless region: names an alias."""
+        from pipeline.cloud.ecr import HostError, parse_host
+
+        at = entries["registry"][1] if "registry" in entries else None
+        try:
+            info = parse_host(host)
+        except HostError as exc:
+            if region:
+                return True
+            self.error(at or entries["repository"][1],
+                       f"{where}.registry '{host}' is not an Amazon ECR host: {exc.problem}",
+                       hint=exc.hint)
+            return False
+        if region and region != info.region:
+            self.error(entries["region"][1], f"{where}.region {region} does not match the "
+                                             f"region of {host} ({info.region})",
+                       hint="remove region: (the host says which region)")
+            return False
+        return True
 
     def retry(self, key_node: Node, node: Node) -> RetryConfig | None:
         entries = self.mapping(node, "retry", RETRY_KEYS, (), at=key_node)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import redact
 from .errors import ReleaseError, UsageError
@@ -91,23 +91,36 @@ class Engine:
     # -- build ------------------------------------------------------------------------------
     def build(self, *, context: Path, dockerfile: str, tag: str, build_args: dict[str, str],
               target: str | None, labels: dict[str, str], platform: str | None = None,
-              on_line: Callable[[str], None] = lambda line: None) -> str:
+              on_line: Callable[[str], None] = lambda line: None,
+              cache_from: list[str] | None = None, nocache: bool = False) -> str:
         """Build and tag the image; return its id. Raises BuildFailed with the failing step."""
         from docker.errors import APIError
 
         last_step = None
         image_id = None
+        exec_format = False         # a foreign binary ran without QEMU
+        extra = {}
+        if cache_from:
+            extra["cache_from"] = cache_from
+        if nocache:
+            extra["nocache"] = True
         try:
             stream = self.api.build(path=str(context), dockerfile=dockerfile, tag=tag,
                                     buildargs=build_args or None, target=target, labels=labels,
-                                    rm=True, forcerm=True, decode=True, platform=platform)
+                                    rm=True, forcerm=True, decode=True, platform=platform, **extra)
             for chunk in stream:
                 error = _stream_error(chunk)
                 if error:
                     where = f" at {last_step}" if last_step else ""
-                    raise BuildFailed(f"build failed{where}: {redact.redact(error.strip())}")
+                    hint = None
+                    if exec_format or "exec format error" in error.lower():
+                        where, hint = self._exec_format(where, platform)
+                    raise BuildFailed(f"build failed{where}: {redact.redact(error.strip())}",
+                                      hint=hint)
                 text = chunk.get("stream")
                 if text:
+                    if "exec format error" in text.lower():
+                        exec_format = True
                     for line in text.splitlines():
                         if line.startswith("Step "):
                             last_step = line.strip()
@@ -121,6 +134,43 @@ class Engine:
         if image_id is None:
             image_id = self.api.inspect_image(tag)["Id"]
         return image_id
+
+    def _exec_format(self, where: str, platform: str | None) -> tuple[str, str | None]:
+        """Explain "exec format error": a foreign platform without QEMU, or a wrong binary."""
+        from .platforms import QEMU_HINT, needs_emulation, parse_platform
+        native = None
+        try:
+            native = self.platform()
+        except Exception:       # the explanation must not hide the build error
+            pass
+        wanted = parse_platform(platform) if platform else native
+        if wanted is not None and native is not None and needs_emulation(wanted, native):
+            return (f"{where} (exec format error: this {native} engine cannot run {wanted} "
+                    f"binaries; no QEMU binfmt handler is registered)",
+                    QEMU_HINT.format(arch=wanted.architecture, platform=wanted))
+        return (f"{where} (exec format error: a program run by this step is not built for "
+                f"{wanted or 'the engine'})",
+                "check that the base image and the binaries copied in are for that platform")
+
+    # -- the engine itself ------------------------------------------------------------------
+    def info(self) -> dict:
+        return self.api.info()
+
+    def platform(self):
+        """The engine's own platform (platforms.Platform), e.g. linux/amd64."""
+        from .platforms import from_engine
+        return from_engine(self.info())
+
+    def export(self, ref: str) -> Iterator[bytes]:
+        """`docker save REF` as a stream of tar chunks (layers uncompressed, config exact)."""
+        from docker.errors import APIError, ImageNotFound
+        try:
+            yield from self.api.get_image(ref)
+        except ImageNotFound:
+            raise UsageError(f"local image {ref} not found") from None
+        except APIError as exc:
+            raise ReleaseError(f"cannot export {ref} from the engine: "
+                               f"{redact.redact(exc.explanation or str(exc))}") from None
 
     # -- local images -----------------------------------------------------------------------
     def image_id(self, ref: str) -> str | None:

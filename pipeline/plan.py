@@ -52,14 +52,43 @@ class Plan:
     build: BuildStep | None
     targets: tuple[Target, ...] = field(default_factory=tuple)
     latest_if_highest: bool = False     # flavor latest=highest: decided per registry at push time
+    platforms: tuple[str, ...] = ()     # image.platforms; () = the engine's own
+    index_format: str = "oci"
+
+    @property
+    def multi_platform(self) -> bool:
+        """Several platforms: one image each, pushed by digest, one index per registry."""
+        return len(self.platforms) > 1
+
+    @property
+    def platform(self) -> str | None:
+        """The one platform to pass to the build, when release.yml names exactly one."""
+        return self.platforms[0] if len(self.platforms) == 1 else None
+
+    def platform_ref(self, platform) -> str:
+        """The local image of one platform: <name>:<version>-<os>-<arch>[-<variant>]."""
+        return f"{self.local_ref}-{str(platform).replace('/', '-')}"
 
     def steps(self) -> list[dict]:
         """Every step in execution order (pushes inside one phase run in parallel)."""
         steps: list[dict] = []
-        if self.build:
+        if self.multi_platform:
+            for p in self.platforms:
+                if self.build:
+                    steps.append({"step": "build", "platform": p, "image": self.platform_ref(p),
+                                  "context": self.build.context, "dockerfile": self.build.dockerfile,
+                                  "target": self.build.target,
+                                  "build_args": sorted(self.build.build_args)})
+                else:
+                    steps.append({"step": "use-local", "platform": p, "image": self.platform_ref(p)})
+            steps.append({"step": "index", "format": self.index_format, "platforms": list(self.platforms),
+                          "push": "each platform image by digest (no tag), then the index by digest"})
+        elif self.build:
             steps.append({"step": "build", "image": self.local_ref, "context": self.build.context,
                           "dockerfile": self.build.dockerfile, "target": self.build.target,
                           "build_args": sorted(self.build.build_args)})
+            if self.platform:
+                steps[-1]["platform"] = self.platform
         else:
             steps.append({"step": "use-local", "image": self.local_ref})
         for t in self.targets:
@@ -73,7 +102,7 @@ class Plan:
         return steps
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "version": self.version,
             "tags": list(self.tags),
             "latest": self.latest,
@@ -81,6 +110,12 @@ class Plan:
             "registries": {t.registry: [t.ref(tag) for tag in t.tags] for t in self.targets},
             "steps": self.steps(),
         }
+        if self.platforms:
+            data["platforms"] = list(self.platforms)
+        if self.multi_platform:
+            data["index_format"] = self.index_format
+            data["local_images"] = {p: self.platform_ref(p) for p in self.platforms}
+        return data
 
 
 def make_plan(config, result, registries, *, build: bool = True) -> Plan:
@@ -102,17 +137,36 @@ def make_plan(config, result, registries, *, build: bool = True) -> Plan:
                            immutable=version, floating=floating) for r in registries)
     return Plan(version=version, tags=(version, *floating), latest=result.latest, local_ref=local_ref,
                 latest_tag=result.tags[-1] if result.latest else None, build=step, targets=targets,
-                latest_if_highest=getattr(result, "latest_if_highest", False))
+                latest_if_highest=getattr(result, "latest_if_highest", False),
+                platforms=tuple(getattr(config.image, "platforms", ()) or ()),
+                index_format=getattr(config.image, "index_format", "oci") or "oci")
+
+
+INDEX_NAMES = {"oci": "OCI image index", "docker": "Docker manifest list"}
 
 
 def format_plan(plan: Plan) -> str:
     lines = [f"version {plan.version}  tags: {', '.join(plan.tags)}"]
-    if plan.build:
-        target = f" (target {plan.build.target})" if plan.build.target else ""
-        lines.append(f"1. build {plan.local_ref} from {plan.build.context}/{plan.build.dockerfile}{target}")
+    if plan.multi_platform:
+        if plan.build:
+            target = f" (target {plan.build.target})" if plan.build.target else ""
+            lines.append(f"1. build {len(plan.platforms)} platforms from "
+                         f"{plan.build.context}/{plan.build.dockerfile}{target}, one build each")
+        else:
+            lines.append(f"1. use the local images of {len(plan.platforms)} platforms (--no-build)")
+        lines += [f"     {p:<14} {plan.platform_ref(p)}" for p in plan.platforms]
+        name = INDEX_NAMES.get(plan.index_format, plan.index_format)
+        lines.append(f"2. push each platform image by digest (no tag) and one {name} of them, "
+                     f"then the immutable tag {plan.version} on the index (registries in parallel)")
     else:
-        lines.append(f"1. use the local image {plan.local_ref} (--no-build)")
-    lines.append(f"2. push the immutable tag {plan.version} (registries in parallel)")
+        if plan.build:
+            target = f" (target {plan.build.target})" if plan.build.target else ""
+            platform = f" for {plan.platform}" if plan.platform else ""
+            lines.append(f"1. build {plan.local_ref}{platform} from "
+                         f"{plan.build.context}/{plan.build.dockerfile}{target}")
+        else:
+            lines.append(f"1. use the local image {plan.local_ref} (--no-build)")
+        lines.append(f"2. push the immutable tag {plan.version} (registries in parallel)")
     lines += [f"     [{t.registry}] {t.ref(t.immutable)}" for t in plan.targets]
     if any(t.floating for t in plan.targets):
         lines.append("3. move the floating tags, only once step 2 succeeded on every registry")

@@ -1,16 +1,19 @@
 """What the user sees while a release runs: build output and each registry's push.
 
 `LiveReporter` draws one progress bar per registry (rich) on a terminal;
-`PlainReporter` writes one line per event, for CI logs, pipes and `--quiet`.
-Both write to stderr so that stdout stays clean for tables and JSON. Every line
+`PlainReporter` writes one line per event, for pipes and `--quiet`; `CIReporter` is the
+plain one with collapsible log sections (GitHub `::group::`, GitLab `section_start`) and,
+on GitHub, text that cannot inject workflow commands.
+All write to stderr so that stdout stays clean for tables and JSON. Every line
 passes through `redact` first.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
-from typing import TextIO
+from typing import Mapping, TextIO
 
 from .redact import redact
 
@@ -31,6 +34,9 @@ class PlainReporter:
 
     def stop(self) -> None:
         pass
+
+    def close(self) -> None:
+        """End whatever the reporter has open (CI log sections); called before errors print."""
 
     def message(self, text: str) -> None:
         self._write(text)
@@ -99,8 +105,78 @@ class LiveReporter(PlainReporter):
         self.progress.update(task, description=f"{redact(ref)} {status}", completed=total, total=total)
 
 
-def make_reporter(quiet: bool, stream: TextIO | None = None):
+class CIReporter(PlainReporter):
+    """Plain lines in collapsible sections: `build` (engine output) and `push`.
+
+    On GitHub every line that did not come from release itself is neutralised (see
+    `pipeline.ci.step.neutralise`), so engine output cannot run `::cmd::` or `##[cmd]`
+    workflow commands; only the section markers below are written as commands.
+    """
+
+    def __init__(self, system: str, stream: TextIO | None = None, quiet: bool = False):
+        super().__init__(stream, quiet=quiet)
+        self.system = system            # github | gitlab
+        self.section: str | None = None
+
+    def _write(self, text: str) -> None:
+        from .ci.step import neutralise
+        text = redact(text)
+        if self.system == "github":
+            text = neutralise(text)
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _command(self, line: str) -> None:
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def open_section(self, name: str, title: str, *, collapsed: bool = True) -> None:
+        from .ci import step
+        self.close_section()
+        title = redact(title)
+        if self.system == "github":
+            self._command(step.github_group(title))
+        else:
+            self._command(step.gitlab_section_start(f"release_{name}", title, collapsed=collapsed))
+        self.section = name
+
+    def close_section(self) -> None:
+        from .ci import step
+        if self.section is None:
+            return
+        if self.system == "github":
+            self._command(step.github_endgroup())
+        else:
+            self._command(step.gitlab_section_end(f"release_{self.section}"))
+        self.section = None
+
+    def close(self) -> None:
+        """End any open section (before an error is printed, so it is not folded away)."""
+        self.close_section()
+
+    def build_line(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self.section != "build":
+            self.open_section("build", "build output")
+        super().build_line(line)
+
+    def start(self, targets) -> None:
+        names = ", ".join(dict.fromkeys(t.registry for t in targets))
+        self.open_section("push", f"push to {names}", collapsed=False)
+
+    def stop(self) -> None:
+        self.close_section()
+
+
+def make_reporter(quiet: bool, stream: TextIO | None = None, env: Mapping[str, str] | None = None):
+    from .ci.step import ci_system
     stream = stream or sys.stderr
+    system = ci_system(os.environ if env is None else env)
+    if system:
+        return CIReporter(system, stream, quiet=quiet)
     if quiet or not stream.isatty():
         return PlainReporter(stream, quiet=quiet)
     return LiveReporter(stream)

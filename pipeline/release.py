@@ -10,11 +10,21 @@
 4. Verify: each registry is asked what every reference resolves to.
 
 `release promote` runs steps 2–4 with an existing registry as the source.
+
+Several platforms (image.platforms, see pipeline/index.py): step 1 builds each platform
+and turns it into a registry manifest; step 2 pushes each platform manifest by digest
+(no tag) to the first registry that takes them, PUTs the index by digest and only then
+tags it with the version; the other registries get a copy of the index with its
+children (same digest everywhere). Steps 3 and 4 are unchanged: they move and check
+tags, whatever manifest the tags point at. `push_by_digest` and `merge` are the same
+two halves run apart (one CI job per platform, one merge job).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,16 +65,22 @@ class Report:
     notes: list[str] = field(default_factory=list)
     digest: str | None = None
     image_id: str | None = None
+    platforms: list[dict] = field(default_factory=list)   # several platforms: one entry each
+    media_type: str | None = None                         # of the index, with several platforms
 
     @property
     def ok(self) -> bool:
         return not self.errors and all(r.status in (PUSHED, ALREADY) for r in self.results)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "version": self.plan.version, "digest": self.digest,
+        data = {"ok": self.ok, "version": self.plan.version, "digest": self.digest,
                 "tags": list(self.plan.tags), "latest": self.plan.latest, "image_id": self.image_id,
                 "results": [r.to_dict() for r in self.results], "errors": list(self.errors),
                 "notes": list(self.notes)}
+        if self.platforms:
+            data["media_type"] = self.media_type
+            data["platforms"] = list(self.platforms)
+        return data
 
 
 def docker_certs_d_ca(host: str) -> Path | None:
@@ -92,7 +108,8 @@ class Releaser:
             if name not in self.credentials:
                 r = self.registries[name]
                 self.credentials[name] = creds_mod.resolve(r.name, r.registry, r.username_env,
-                                                           r.password_env, self.env)
+                                                           r.password_env, self.env, config=r,
+                                                           push=True)
 
     def client(self, name: str) -> RegistryClient:
         if name not in self.clients:
@@ -113,29 +130,90 @@ class Releaser:
 
     # -- build ------------------------------------------------------------------------------
     def build(self) -> str:
+        if self.plan.platform:
+            self.check_emulation([self.plan.platform])
+        return self.build_image(self.plan.local_ref, self.plan.platform)
+
+    def build_image(self, ref: str, platform: str | None = None, created=None) -> str:
+        """Build `ref`; for an explicit platform, check that the image really is for it."""
         image = self.config.image
         cwd = self.config.path.parent
         labels = oci_labels(version=self.plan.version, revision=git_revision(cwd, self.env),
-                            source=source_url(cwd, self.env), created=self._created_label(),
-                            user=image.labels)
-        self.reporter.message(f"building {self.plan.local_ref} from {image.context}")
-        return self.engine.build(context=image.context, dockerfile=image.dockerfile,
-                                 tag=self.plan.local_ref, build_args=image.build_args,
-                                 target=image.target, labels=labels, on_line=self.reporter.build_line)
+                            source=source_url(cwd, self.env),
+                            created=created or self._created_label(ref), user=image.labels)
+        self.reporter.message(f"building {ref}{f' for {platform}' if platform else ''} from {image.context}")
+        kwargs = dict(context=image.context, dockerfile=image.dockerfile, tag=ref,
+                      build_args=image.build_args, target=image.target, labels=labels,
+                      on_line=self.reporter.build_line)
+        if platform is None:            # the engine's own platform: exactly as it always was
+            return self.engine.build(**kwargs)
+        image_id = self.engine.build(platform=platform, **self._platform_cache(ref, platform), **kwargs)
+        if self._built_platform_ok(image_id, platform):
+            return image_id
+        # The classic builder's cache (before Engine 25) ignores the platform of `FROM scratch`
+        # stages and may hand back another platform's image: build once more without cache.
+        self.reporter.message(f"the build cache gave an image for another platform; rebuilding "
+                              f"{ref} for {platform} without cache")
+        image_id = self.engine.build(platform=platform, nocache=True, **kwargs)
+        if not self._built_platform_ok(image_id, platform):
+            from .engine import BuildFailed
+            raise BuildFailed(f"the engine built {ref} for {self._image_platform(image_id)}, "
+                              f"not {platform}")
+        return image_id
 
-    def _created_label(self) -> datetime | str:
+    def _image_platform(self, image_id: str):
+        from .platforms import Platform
+        info = self.engine.inspect(image_id) or {}
+        return Platform(info.get("Os") or "linux", info.get("Architecture") or "",
+                        info.get("Variant") or None)
+
+    def _built_platform_ok(self, image_id: str, platform: str) -> bool:
+        from .platforms import parse_platform
+        return self._image_platform(image_id).matches(parse_platform(platform))
+
+    def _platform_cache(self, ref: str, platform: str) -> dict:
+        """Build-cache options that keep platforms apart.
+
+        Engines before 25 match `FROM scratch` cache entries across platforms. For a
+        Dockerfile with such a stage, use only this platform's previous build as the cache
+        (cache_from: same image again when nothing changed), or no cache the first time.
+        """
+        from .platforms import dockerfile_has_scratch
+        image = self.config.image
+        if not dockerfile_has_scratch(image.context / image.dockerfile, image.target):
+            return {}
+        if self.engine.image_id(ref) is not None and self._built_platform_ok(ref, platform):
+            return {"cache_from": [ref]}
+        return {"nocache": True}
+
+    def check_emulation(self, platforms) -> None:
+        """A RUN step for a foreign platform needs QEMU: say so before building."""
+        from .platforms import emulation_problem, engine_is_local, parse_platform
+        if not engine_is_local(self.env):
+            return          # the engine's kernel is elsewhere; a failing RUN still says why
+        native = self.engine.platform()
+        image = self.config.image
+        problem = emulation_problem([parse_platform(p) for p in platforms], native,
+                                    image.context / image.dockerfile, image.target)
+        if problem:
+            raise ReleaseError(problem[0], hint=problem[1])
+
+    def _created_label(self, ref: str | None = None, *more: str) -> datetime | str:
         """Reuse the creation time of an earlier build of this same version and commit.
 
         With the same label values the engine's build cache gives the same image, so
         re-running a release (after a failure or success) pushes the same digest
-        instead of a new one with a new timestamp.
+        instead of a new one with a new timestamp. With several platforms, the first
+        of their local images that has one gives it to all.
         """
-        existing = self.engine.inspect(self.plan.local_ref)
-        labels = ((existing or {}).get("Config") or {}).get("Labels") or {}
-        same_source = labels.get(PREFIX + "revision") == git_revision(self.config.path.parent, self.env)
-        if (labels.get(PREFIX + "version") == self.plan.version and same_source
-                and labels.get(PREFIX + "created")):
-            return labels[PREFIX + "created"]
+        for candidate in (ref or self.plan.local_ref, *more):
+            existing = self.engine.inspect(candidate)
+            labels = ((existing or {}).get("Config") or {}).get("Labels") or {}
+            same_source = labels.get(PREFIX + "revision") == git_revision(self.config.path.parent,
+                                                                          self.env)
+            if (labels.get(PREFIX + "version") == self.plan.version and same_source
+                    and labels.get(PREFIX + "created")):
+                return labels[PREFIX + "created"]
         return datetime.now(timezone.utc)
 
     # -- step 2: the immutable tag ----------------------------------------------------------
@@ -202,8 +280,14 @@ class Releaser:
         return result
 
     def distribute_immutable(self, report: Report, targets: list[Target], *, known: set[str],
-                             image_id: str | None) -> Target | None:
-        """Put the immutable tag on every target. Returns the source registry, or None on failure."""
+                             image_id: str | None, first_push=None) -> Target | None:
+        """Put the immutable tag on every target. Returns the source registry, or None on failure.
+
+        `first_push(target) -> RefResult` puts it on one registry when none has it yet
+        (default: the engine pushes `image_id`); every other registry gets a copy.
+        """
+        if first_push is None and image_id is not None:
+            first_push = lambda t: self._engine_push(t, image_id)   # noqa: E731
         existing: dict[str, str | None] = {t.registry: None for t in targets}
         if known:   # only an image we pushed before can already be there
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -216,9 +300,9 @@ class Releaser:
                                                 existing[t.registry])
                 self.reporter.push_done(t.registry, t.ref(t.immutable), ALREADY, existing[t.registry])
         source = next((t for t in targets if t.registry in results), None)
-        if source is None and image_id is not None:
+        if source is None and first_push is not None:
             for t in targets:           # push through the engine once, to the first that takes it
-                results[t.registry] = self._engine_push(t, image_id)
+                results[t.registry] = first_push(t)
                 if results[t.registry].status == PUSHED:
                     source = t
                     break
@@ -327,6 +411,8 @@ class Releaser:
 
     def run(self, *, build: bool) -> Report:
         """build-push: build (or take the local image), then steps 2-4."""
+        if self.plan.multi_platform:
+            return self._run_platforms(build=build)
         report = Report(self.plan)
         self.resolve_credentials()
         image_id = self.build() if build else self.engine.require_image(self.plan.local_ref)
@@ -362,6 +448,204 @@ class Releaser:
             # the source's digest is "ours": a target that already holds it is left alone
             got = self.distribute_immutable(report, [source, *targets], known={info.digest}, image_id=None)
             report.results = [x for x in report.results if x.registry != source_name]
+            return self._finish(report, got, targets)
+        finally:
+            self.reporter.stop()
+
+    # -- several platforms --------------------------------------------------------------------
+    def _platform_images(self, platforms, *, build: bool, workdir: Path) -> list:
+        """Build (or take) each platform's local image and turn it into a registry manifest."""
+        from .index import export_image
+        from .platforms import parse_platform
+
+        created = None
+        if build:
+            self.check_emulation(platforms)
+            created = self._created_label(*[self.plan.platform_ref(p) for p in platforms])
+        images = []
+        for p in platforms:
+            ref = self.plan.platform_ref(p)
+            image_id = self.build_image(ref, p, created) if build else self.engine.require_image(ref)
+            image = export_image(self.engine.export(ref), workdir / parse_platform(p).slug,
+                                 self.plan.index_format, image_id=image_id, jobs=self.jobs)
+            if not image.platform.matches(parse_platform(p)):
+                raise ReleaseError(f"local image {ref} is for {image.platform}, not {p}",
+                                   hint="rebuild it (run without --no-build)")
+            self.reporter.message(f"{p}: {ref} -> manifest {image.digest} "
+                                  f"({len(image.layers)} layers)")
+            images.append(image)
+        return images
+
+    def _push_platforms(self, target: Target, images, index) -> RefResult:
+        """Each platform manifest by digest, the index by digest, then the immutable tag."""
+        from .engine import PushProgress
+        from .index import push_image, put_by_digest
+        from .registry.copy import tag_image
+
+        ref = target.ref(target.immutable)
+        result = RefResult(target.registry, ref)
+        start = time.monotonic()
+        self.reporter.push_started(target.registry, f"{ref} ({len(images)} platforms by digest)")
+
+        def on_blob(blob, status):
+            self.reporter.push_progress(target.registry, PushProgress(blob.digest[7:19], status,
+                                                                       blob.size, blob.size))
+        try:
+            client = self.client(target.registry)
+            for image in images:
+                push_image(client, target.repository, image, jobs=self.jobs, on_blob=on_blob)
+            put_by_digest(client, target.repository, index.body, index.media_type)
+            tag_image(client, target.repository, index.body, [target.immutable])
+            result.status, result.digest = PUSHED, index.digest
+        except RegistryAPIError as exc:
+            result.status = FAILED
+            result.error = str(exc) + (f" — {self._auth_hint(target.registry, target.host)}"
+                                       if exc.auth else "")
+        result.seconds = time.monotonic() - start
+        self.reporter.push_done(target.registry, ref, result.status, result.digest)
+        return result
+
+    def _run_platforms(self, *, build: bool) -> Report:
+        from .index import build_index
+
+        report = Report(self.plan)
+        self.resolve_credentials()
+        workdir = Path(tempfile.mkdtemp(prefix="release-platforms-"))
+        try:
+            images = self._platform_images(self.plan.platforms, build=build, workdir=workdir)
+            index = build_index([i.entry() for i in images], self.plan.index_format)
+            report.media_type = index.media_type
+            report.platforms = [{"platform": str(i.platform), "digest": i.digest,
+                                 "image_id": i.image_id} for i in images]
+            targets = list(self.plan.targets)
+            self.reporter.start(targets)
+            try:
+                source = self.distribute_immutable(
+                    report, targets, known={index.digest}, image_id=None,
+                    first_push=lambda t: self._push_platforms(t, images, index))
+                return self._finish(report, source, targets)
+            finally:
+                self.reporter.stop()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def push_by_digest(self, platform: str, *, build: bool) -> tuple[Report, dict | None]:
+        """One platform of a split release: build it, push its manifest by digest (no tag) to
+        the first selected registry, and return the record `merge` needs (None on failure).
+
+        Only one registry, always the first: every platform job of a release must land in the
+        same repository, and the merge job copies the index with its children to the others.
+        """
+        from .index import make_record, push_image
+        from .platforms import parse_platform
+
+        report = Report(self.plan)
+        target = self.plan.targets[0]
+        self.resolve_credentials([target.registry])
+        workdir = Path(tempfile.mkdtemp(prefix="release-platform-"))
+        try:
+            (image,) = self._platform_images([platform], build=build, workdir=workdir)
+            report.digest, report.media_type = image.digest, image.media_type
+            report.platforms = [{"platform": str(image.platform), "digest": image.digest,
+                                 "image_id": image.image_id}]
+            ref = f"{target.image}@{image.digest}"
+            res = RefResult(target.registry, ref)
+            self.reporter.start([target])
+            start = time.monotonic()
+            try:
+                self.reporter.push_started(target.registry, f"{ref} ({platform}, no tag)")
+                res.status = push_image(self.client(target.registry), target.repository, image,
+                                        jobs=self.jobs)
+                res.digest = image.digest
+            except RegistryAPIError as exc:
+                res.status = FAILED
+                res.error = str(exc) + (f" — {self._auth_hint(target.registry, target.host)}"
+                                        if exc.auth else "")
+            finally:
+                res.seconds = time.monotonic() - start
+                self.reporter.push_done(target.registry, ref, res.status, res.digest)
+                self.reporter.stop()
+            report.results.append(res)
+            if res.status == FAILED:
+                return report, None
+            return report, make_record(version=self.plan.version, platform=parse_platform(platform),
+                                       image=image, index_format=self.plan.index_format,
+                                       registry=target.registry, host=target.host,
+                                       repository=target.repository)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def merge(self, records: list[dict]) -> Report:
+        """Assemble the index from split-build records and release it like build-push does."""
+        import json
+
+        from .index import IndexEntry, build_index, family, put_by_digest
+        from .platforms import from_image_config, parse_platform
+        from .registry.manifest import parse_manifest
+
+        report = Report(self.plan)
+        first = records[0]
+        name = first["registry"]
+        r = self.registries.get(name)
+        if r is None:
+            raise ReleaseError(f"the records were pushed to registry '{name}', which "
+                               f"{self.config.display_path} does not define")
+        if (r.registry, r.repository) != (first["host"], first["repository"]):
+            raise ReleaseError(f"the records were pushed to {first['host']}/{first['repository']}, but "
+                               f"'{name}' in {self.config.display_path} is {r.registry}/{r.repository}")
+        self.resolve_credentials([name, *[t.registry for t in self.plan.targets]])
+        source = Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
+                        immutable=self.plan.version, floating=())
+        client = self.client(name)
+        fam = family(self.plan.index_format)
+        entries = []
+        try:
+            for rec in records:
+                where = f"{source.image}@{rec['digest']} ({rec['platform']})"
+                if client.head_manifest(r.repository, rec["digest"]) is None:
+                    raise ReleaseError(f"{where} is not on {name}",
+                                       hint="re-run that platform's build-push --push-by-digest job")
+                body, info = client.get_manifest(r.repository, rec["digest"])
+                manifest = parse_manifest(body, info.media_type)
+                if manifest.is_index or info.media_type != fam.manifest:
+                    raise ReleaseError(f"{where} is a {info.media_type}; an {fam.name} index needs "
+                                       f"{fam.manifest}")
+                config_desc = manifest.blobs[0]
+                config = json.loads(client.get_blob(r.repository, config_desc.digest, config_desc.size))
+                platform = from_image_config(config)
+                if not platform.matches(parse_platform(rec["platform"])):
+                    raise ReleaseError(f"{where}: the image config says {platform}")
+                entries.append(IndexEntry(info.media_type, info.digest, info.size, platform))
+            index = build_index(entries, self.plan.index_format)
+            put_by_digest(client, r.repository, index.body, index.media_type)
+        except RegistryAPIError as exc:
+            raise ReleaseError(f"[{name}] {exc}") from None
+        report.media_type = index.media_type
+        report.platforms = [{"platform": str(e.platform), "digest": e.digest} for e in entries]
+        self.reporter.message(f"index {index.digest} of {', '.join(str(e.platform) for e in entries)} "
+                              f"on {name}")
+
+        def first_push(t: Target) -> RefResult:
+            if t.registry != name:
+                return self._copy(source, index.digest, t)
+            from .registry.copy import tag_image
+            res = RefResult(t.registry, t.ref(t.immutable))
+            start = time.monotonic()
+            try:
+                status = tag_image(self.client(name), t.repository, index.body, [t.immutable])
+                res.status = PUSHED if status[t.immutable] == "pushed" else ALREADY
+                res.digest = index.digest
+            except RegistryAPIError as exc:
+                res.status, res.error = FAILED, str(exc)
+            res.seconds = time.monotonic() - start
+            self.reporter.push_done(t.registry, res.ref, res.status, res.digest)
+            return res
+
+        targets = list(self.plan.targets)
+        self.reporter.start(targets)
+        try:
+            got = self.distribute_immutable(report, targets, known={index.digest}, image_id=None,
+                                            first_push=first_push)
             return self._finish(report, got, targets)
         finally:
             self.reporter.stop()

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from pipeline import config as c
+from pipeline.platforms import PLATFORM_PATTERN
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 
@@ -73,6 +74,21 @@ _IMAGE: dict[str, Any] = {
             "minLength": 1,
         },
         "labels": _string_map("Labels added to the image (--label key=value)."),
+        "platforms": {
+            "type": "array",
+            "description": "Platforms to build (os/architecture[/variant], e.g. linux/amd64, "
+                           "linux/arm64). Several: one image each, pushed by digest, and one "
+                           "image index per registry. Default: the engine's own platform.",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": PLATFORM_PATTERN},
+        },
+        "index_format": {
+            "type": "string",
+            "description": "With several platforms: oci (OCI image index and OCI manifests) or "
+                           "docker (Docker manifest list and Docker v2 manifests).",
+            "enum": list(c.INDEX_FORMATS),
+            "default": c.DEFAULT_INDEX_FORMAT,
+        },
     },
 }
 
@@ -97,7 +113,10 @@ _REGISTRY: dict[str, Any] = {
         "registry": {
             "type": "string",
             "description": "Registry host[:port]: a hostname, IPv4 address or [IPv6] "
-                           "address; no scheme, no path.",
+                           "address; no scheme, no path. Required, except for dockerhub "
+                           "(default docker.io), ghcr (ghcr.io) and gitlab ($CI_REGISTRY, "
+                           "else registry.gitlab.com). ecr: ACCOUNT.dkr.ecr.REGION.amazonaws.com "
+                           "(FIPS, dual-stack, China, GovCloud forms too) or public.ecr.aws.",
             "pattern": c.REGISTRY_HOST_PATTERN,
             "maxLength": c.MAX_HOST_LENGTH + 8,
         },
@@ -130,6 +149,45 @@ _REGISTRY: dict[str, Any] = {
             "description": "Allow plain HTTP and unverified TLS (loopback registries may "
                            "always use plain HTTP).",
             "default": False,
+        },
+        "region": {
+            "type": "string",
+            "description": "type ecr only: the AWS region, for a registry host that does not "
+                           "say (an alias of an ECR registry); must match the host otherwise.",
+            "pattern": c.AWS_REGION_PATTERN,
+        },
+        "profile": {
+            "type": "string",
+            "description": "type ecr only: AWS shared-config profile to use (else the standard "
+                           "AWS credential chain: env, AWS_PROFILE, SSO, web identity, "
+                           "container or instance role).",
+            "minLength": 1,
+        },
+        "role_arn": {
+            "type": "string",
+            "description": "type ecr only: IAM role to assume (sts:AssumeRole) before "
+                           "asking ECR for a token.",
+            "pattern": c.ROLE_ARN_PATTERN,
+        },
+        "create_repository": {
+            "type": "boolean",
+            "description": "type ecr only: create the repository before a push if ECR does "
+                           "not have it.",
+            "default": False,
+        },
+        "key_file": {
+            "type": "string",
+            "description": "type gcr only: a service-account JSON key file, relative to the "
+                           "directory of release.yml, sent as user _json_key (else Google "
+                           "application default credentials, else gcloud).",
+            "minLength": 1,
+        },
+        "token_env": {
+            "type": "string",
+            "description": "type ghcr only: NAME of the environment variable holding the token "
+                           "(default GITHUB_TOKEN, then GH_TOKEN); the user name comes from "
+                           "GITHUB_ACTOR.",
+            "pattern": c.ENV_NAME_PATTERN,
         },
     },
     "dependentRequired": {

@@ -28,11 +28,11 @@ die() { echo "ERROR: $*" >&2; exit 1; }
 
 # 1. packages -------------------------------------------------------------------------------
 if [[ "${SKIP_APT:-}" != 1 ]]; then
-    log "apt-get install (docker.io docker-registry skopeo apache2-utils busybox-static openssl)"
+    log "apt-get install (docker.io docker-registry skopeo apache2-utils busybox-static openssl docker-compose)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq docker.io docker-registry skopeo apache2-utils busybox-static \
-        openssl iproute2 >/dev/null
+        openssl iproute2 docker-compose >/dev/null
 fi
 
 # 2. venv -----------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ VALID = {
         registries:
           - {name: v4, registry: '127.0.0.1:5000', repository: x}
           - {name: v6, registry: '[::1]:5000', repository: x}
-          - {name: fqdn, type: ecr, registry: 1.dkr.ecr.eu-west-1.amazonaws.com, repository: x-y}
+          - {name: fqdn, type: ecr, registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, repository: x-y}
           - {name: max-port, registry: 'localhost:65535', repository: x}
         retry: {}
         """,
