@@ -12,7 +12,6 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import credentials as creds_mod
 from .errors import UsageError
@@ -28,16 +27,11 @@ class Target:
     name: str | None            # the release.yml registry name, if any
 
 
-def _certs_d(host: str) -> Path | None:
-    path = Path("/etc/docker/certs.d") / host / "ca.crt"
-    return path if path.is_file() else None
-
-
 def client_for(registry, env=None) -> RegistryClient:
     """A client for a release.yml registry entry, with its credentials and retry policy."""
     creds = creds_mod.resolve(registry.name, registry.registry, registry.username_env,
                               registry.password_env, env, config=registry)
-    return RegistryClient(registry.registry, creds, ca_file=registry.ca_file or _certs_d(registry.registry),
+    return RegistryClient(registry.registry, creds, ca_file=registry.ca_file,
                           insecure=registry.insecure)
 
 
@@ -58,7 +52,7 @@ def resolve_target(text: str, config=None, *, env=None, need_repository: bool = 
         if same:
             return Target(client_for(same, env), Reference(host, ""), same.name)
         creds = creds_mod.resolve(host, host, None, None, env)
-        return Target(RegistryClient(host, creds, ca_file=_certs_d(host)), Reference(host, ""), None)
+        return Target(RegistryClient(host, creds), Reference(host, ""), None)
     try:
         ref = parse_reference(text)
     except UsageError as exc:
@@ -70,7 +64,7 @@ def resolve_target(text: str, config=None, *, env=None, need_repository: bool = 
         client = client_for(same, env)
     else:
         creds = creds_mod.resolve(ref.host, ref.host, None, None, env)
-        client = RegistryClient(ref.api_host, creds, ca_file=_certs_d(ref.host))
+        client = RegistryClient(ref.api_host, creds)
     return Target(client, ref, same.name if same else None)
 
 

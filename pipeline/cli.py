@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import click
 
@@ -177,7 +176,7 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     \b
     Example:  release build-push 1.4.2
               release -c ci/release.yml build-push 1.4.2 --registry local --no-build
-              release build-push 1.4.2 --platform linux/arm64 --push-by-digest \
+              release build-push 1.4.2 --platform linux/arm64 --push-by-digest \\
                   --metadata-file meta/linux-arm64.json     # then: release manifest merge
     Exit codes: 0 released, 1 a build or push failed, 2 bad configuration or usage.
     In GitHub Actions it also writes the step outputs version, digest and tags ($GITHUB_OUTPUT)

@@ -83,12 +83,6 @@ class Report:
         return data
 
 
-def docker_certs_d_ca(host: str) -> Path | None:
-    """The CA dockerd itself trusts for `host` (/etc/docker/certs.d/HOST/ca.crt), if any."""
-    path = Path("/etc/docker/certs.d") / host / "ca.crt"
-    return path if path.is_file() else None
-
-
 class Releaser:
     def __init__(self, config, plan: Plan, reporter, *, engine=None, jobs: int = 4, env=None):
         self.config = config
@@ -119,7 +113,7 @@ class Releaser:
                 self.reporter.retrying(name, what, attempt, redact(str(error)), wait)
 
             self.clients[name] = RegistryClient(
-                r.registry, self.credentials[name], ca_file=r.ca_file or docker_certs_d_ca(r.registry),
+                r.registry, self.credentials[name], ca_file=r.ca_file,
                 insecure=r.insecure, retry_attempts=self.config.retry.attempts,
                 retry_max_delay=self.config.retry.max_delay, on_retry=on_retry)
         return self.clients[name]

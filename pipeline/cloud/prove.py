@@ -10,7 +10,6 @@ check that it really grants push (token servers quietly grant less than asked).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..credentials import Credentials
 from ..registry.auth import repository_scope
@@ -25,17 +24,12 @@ class Proof:
     hint: str | None = None
 
 
-def _certs_d(host: str) -> Path | None:
-    path = Path("/etc/docker/certs.d") / host / "ca.crt"
-    return path if path.is_file() else None
-
-
 def prove(registry, creds: Credentials, *, timeout: float = 30.0) -> Proof:
     if creds.expires_at is not None and creds.expires_at <= utcnow():
         return Proof(False, f"the token expired at {creds.expires_at:%Y-%m-%d %H:%M}Z",
                      hint="log in to the cloud again (the cached token is not reused)")
     client = RegistryClient(registry.registry, creds,
-                            ca_file=registry.ca_file or _certs_d(registry.registry),
+                            ca_file=registry.ca_file,
                             insecure=registry.insecure, timeout=timeout, retry_attempts=2,
                             retry_max_delay=2.0)
     scopes = (repository_scope(registry.repository, "pull", "push"),)

@@ -31,7 +31,7 @@ from .manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
 from .reference import normalize_host
 from .retry import retrying
 from .stream import BlobStream, Source
-from .tls import verify_setting
+from .tls import docker_certs_d_ca, verify_setting
 from .transport import Transport, is_loopback
 
 __all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES",
@@ -63,7 +63,7 @@ class RegistryClient:
         self._sleep = sleep
         self._on_retry = on_retry
         try:
-            verify = verify_setting(ca_file)
+            verify = verify_setting(ca_file or docker_certs_d_ca(host))
         except OSError as exc:
             raise UsageError(f"registry {host}: cannot read ca_file {ca_file}: {exc.strerror or exc}",
                              hint="ca_file must be a PEM file with the registry's CA certificate") from None

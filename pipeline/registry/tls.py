@@ -18,6 +18,16 @@ _lock = threading.Lock()
 _bundles: dict[str, str] = {}
 
 
+DOCKER_CERTS_D = Path("/etc/docker/certs.d")
+
+
+def docker_certs_d_ca(host: str) -> Path | None:
+    """The CA dockerd itself trusts for `host` (/etc/docker/certs.d/HOST[:PORT]/ca.crt), if any,
+    so a registry that `docker push` trusts is trusted here without repeating it as `ca_file`."""
+    path = DOCKER_CERTS_D / host / "ca.crt"
+    return path if path.is_file() else None
+
+
 def verify_setting(ca_file: str | os.PathLike | None):
     """The value for requests' `verify=`: True (system CAs) or a combined bundle path."""
     if not ca_file:
