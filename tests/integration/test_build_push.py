@@ -5,50 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.support.images import write_context
+from tests.support.release_cli import RELEASE, image_name, registry_block, run_release, write_release
 
 pytestmark = pytest.mark.integration
-
-RELEASE = [sys.executable, "-m", "pipeline"]
-
-
-def run_release(config: Path, *args: str, env: dict | None = None, timeout: int = 300):
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("GITHUB_ACTIONS", None)
-    proc = subprocess.run([*RELEASE, "-c", str(config), *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=config.parent)
-    return proc
-
-
-def registry_block(name: str, reg, repo: str, *, with_auth: bool = False) -> str:
-    lines = [f"  - name: {name}", "    type: generic", f"    registry: {reg.host}", f"    repository: {repo}"]
-    if with_auth:
-        lines += ["    username_env: TEST_REG_USER", "    password_env: TEST_REG_PASS"]
-    if reg.ca_file:
-        lines.append(f"    ca_file: {reg.ca_file}")
-    return "\n".join(lines)
-
-
-def write_release(tmp_path: Path, registries: list[str], *, retry: str = "", extra: str = "",
-                  content: str | None = None) -> Path:
-    ctx = tmp_path / "app"
-    write_context(ctx, content or f"payload {uuid.uuid4()}")
-    config = tmp_path / "release.yml"
-    config.write_text(
-        "image:\n"
-        f"  name: rtest-{uuid.uuid4().hex[:8]}\n"
-        "  context: app\n"
-        f"{extra}"
-        "registries:\n" + "\n".join(registries) + "\n" + retry)
-    return config
-
 
 @pytest.fixture
 def repo():
@@ -171,8 +135,7 @@ def test_no_build_pushes_the_local_image_and_dry_run_touches_nothing(tmp_path, d
     assert plain_registry.tags(repo) == []
 
     image = docker_engine.images.build(path=str(tmp_path / "app"), rm=True)[0]
-    name = [line for line in config.read_text().splitlines() if "name: rtest-" in line][0].split()[-1]
-    image.tag(name, "4.0.0")
+    image.tag(image_name(config), "4.0.0")
     proc = run_release(config, "build-push", "4.0.0", "--no-build", "--json")
     assert proc.returncode == 0, proc.stderr
     assert plain_registry.manifest_digest(repo, "latest") == json.loads(proc.stdout)["digest"]

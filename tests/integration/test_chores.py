@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_build_push import registry_block, run_release, write_release
+from tests.support.release_cli import image_name, registry_block, run_release, write_release
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_prune_spares_a_version_whose_digest_a_floating_tag_uses(released):
 def test_prune_deletes_old_versions_but_never_a_kept_digest(tmp_path, docker_engine, plain_registry):
     repo = f"chores/prune-{uuid.uuid4().hex[:8]}"
     config = write_release(tmp_path, [registry_block("src", plain_registry, repo)])
-    name = [line for line in config.read_text().splitlines() if "name: rtest-" in line][0].split()[-1]
+    name = image_name(config)
     digests = {}
     for version in ("2.0.0-rc.1", "2.0.0-rc.2", "2.0.0-rc.10"):   # prereleases: no floating tags
         (tmp_path / "app" / "payload.txt").write_text(f"{version} {uuid.uuid4()}")

@@ -8,21 +8,19 @@ without emulation. Each index is checked through the registry API, with
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from pipeline.platforms import Platform, binfmt_handler
-from tests.support.images import write_context
+from tests.support.release_cli import registry_block, run_release
+from tests.support.release_cli import write_release as shared_write_release
 
 pytestmark = pytest.mark.integration
 
-RELEASE = [sys.executable, "-m", "pipeline"]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -30,38 +28,14 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 TWO = ("linux/amd64", "linux/arm64")
 
 
-def run_release(config: Path, *args: str, env: dict | None = None, timeout: int = 300):
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("GITHUB_ACTIONS", None)
-    return subprocess.run([*RELEASE, "-c", str(config), *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=config.parent)
-
-
-def registry_block(name: str, reg, repo: str, *, with_auth: bool = False) -> str:
-    lines = [f"  - name: {name}", "    type: generic", f"    registry: {reg.host}",
-             f"    repository: {repo}"]
-    if with_auth:
-        lines += ["    username_env: TEST_REG_USER", "    password_env: TEST_REG_PASS"]
-    if reg.ca_file:
-        lines.append(f"    ca_file: {reg.ca_file}")
-    return "\n".join(lines)
-
-
 def write_release(tmp_path: Path, registries: list[str], *, platforms=TWO, index_format=None,
                   dockerfile: str | None = None, retry: str = "") -> Path:
-    ctx = tmp_path / "app"
-    write_context(ctx, f"payload {uuid.uuid4()}")
-    if dockerfile is not None:
-        (ctx / "Dockerfile").write_text(dockerfile)
-    extra = f"  platforms: [{', '.join(platforms)}]\n"
+    image_extra = f"  platforms: [{', '.join(platforms)}]\n"
     if index_format:
-        extra += f"  index_format: {index_format}\n"
-    config = tmp_path / "release.yml"
-    config.write_text("image:\n"
-                      f"  name: mp-{uuid.uuid4().hex[:8]}\n"
-                      "  context: app\n"
-                      f"{extra}"
-                      "registries:\n" + "\n".join(registries) + "\n" + retry)
+        image_extra += f"  index_format: {index_format}\n"
+    config = shared_write_release(tmp_path, registries, retry=retry, image_extra=image_extra, name_prefix="mp")
+    if dockerfile is not None:
+        (tmp_path / "app" / "Dockerfile").write_text(dockerfile)
     return config
 
 

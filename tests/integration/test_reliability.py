@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_build_push import registry_block, run_release, write_release
+from tests.support.release_cli import registry_block, run_release, write_release
 
 pytestmark = pytest.mark.integration
 
