@@ -28,6 +28,9 @@ PEP440_REGEX = (r"/^v?(\d+!)?\d+(\.\d+)*([._-]?(a|b|c|rc|alpha|beta|pre|preview|
                 r"[._-]?\d*)*$/i")
 ANY_TAG = "**"
 NATIVE_ARCHES = ("amd64", "386")      # what the amd64 runners run without QEMU
+# GitHub-hosted runners by architecture (keys of versions.yml's `github:`). A platform whose
+# architecture is not here runs on the amd64 runner under QEMU.
+GITHUB_RUNNERS = {"amd64": "runner", "386": "runner", "arm64": "runner_arm64"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,17 @@ class Registry:
     @property
     def oidc(self) -> bool:
         return self.login in OIDC_TYPES
+
+
+@dataclass(frozen=True)
+class PlatformJob:
+    """One leg of the per-platform matrix (several image.platforms): `release build-push VERSION
+    --platform P --push-by-digest --metadata-file release-metadata/SLUG.json`."""
+    platform: str                 # as release.yml writes it: linux/arm/v7
+    slug: str                     # linux-arm-v7: artifact and record file names
+    runner: str                   # GitHub runs-on: a native runner, else the amd64 one
+    github_qemu: str | None       # GitHub: setup-qemu-action platforms (no native runner)
+    gitlab_qemu: str | None       # GitLab: binfmt --install on the default (amd64) runner
 
 
 def env_prefix(name: str) -> str:
@@ -314,6 +328,44 @@ def tag_triggers(rules) -> TagTriggers:
                        tuple(dict.fromkeys(sources)))
 
 
+# ---------------------------------------------------------------------------- jobs
+
+
+def login_set(registries: list[Registry], aws, gcp, azure) -> dict:
+    """What one job logs in to: its registries, the clouds those need, and the permissions that
+    takes (packages: write for GHCR, id-token: write for an OIDC login; contents: read always)."""
+    logins = {r.login for r in registries}
+    oidc = any(r.oidc for r in registries)
+    permissions = {"contents": "read"}
+    if "ghcr" in logins:
+        permissions["packages"] = "write"
+    if oidc:
+        permissions["id-token"] = "write"
+    return {"registries": registries, "permissions": permissions, "oidc": oidc,
+            "aws": aws if "ecr" in logins else None,
+            "gcp": gcp if "gcr" in logins else None,
+            "azure": azure if "acr" in logins else None}
+
+
+def platform_jobs(platforms: list[str], versions: dict) -> list[PlatformJob]:
+    """One matrix leg per platform, in release.yml's order: on GitHub a native runner where
+    there is one (versions.yml: runner, runner_arm64), else the amd64 runner with QEMU; on
+    GitLab the default runner (taken to be amd64), with binfmt for anything but amd64/386."""
+    github = versions.get("github") if isinstance(versions, dict) else None
+    github = github if isinstance(github, dict) else {}
+    out = []
+    for platform in platforms:
+        parts = platform.split("/")
+        arch = parts[1] if len(parts) > 1 else parts[0]
+        key = GITHUB_RUNNERS.get(arch)
+        native = key is not None and bool(github.get(key))
+        out.append(PlatformJob(platform=platform, slug=platform.replace("/", "-"),
+                               runner=github[key] if native else github.get("runner"),
+                               github_qemu=None if native else arch,
+                               gitlab_qemu=None if arch in NATIVE_ARCHES else arch))
+    return out
+
+
 # ---------------------------------------------------------------------------- the whole context
 
 
@@ -325,12 +377,6 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
     logins = sorted({r.login for r in registries})
     triggers = tag_triggers(config.tags)
     ghcr = "ghcr" in logins
-    oidc = any(r.oidc for r in registries)
-    permissions = {"contents": "read"}
-    if ghcr:
-        permissions["packages"] = "write"
-    if oidc:
-        permissions["id-token"] = "write"
 
     # One identity per cloud and job: the SDKs read one AWS chain, one Google ADC file, one
     # Azure login. A registry in another account: role_arn (ECR) or grant that identity access.
@@ -377,6 +423,12 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
     platforms = [str(p) for p in (getattr(config.image, "platforms", ()) or ())]
     emulated = list(dict.fromkeys(p.split("/")[1] for p in platforms
                                   if len(p.split("/")) > 1 and p.split("/")[1] not in NATIVE_ARCHES))
+    release_job = login_set(registries, aws, gcp, azure)
+    # Several platforms: one job per platform pushes it by digest to the first registry (logged
+    # in there only), a merge job assembles the index and releases it everywhere. Not when the
+    # first registry is a loopback service: each job would get its own empty registry:2.
+    loopback_first = bool(registries) and registries[0].loopback_port is not None
+    matrix = len(platforms) > 1 and bool(registries) and not loopback_first
     release_cmd = "release" if config_path == "release.yml" else f"release -c {shlex.quote(config_path)}"
     loopback_ports = sorted({r.loopback_port for r in registries if r.loopback_port is not None})
     return {
@@ -393,8 +445,14 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
         "tag_sources": list(triggers.sources),
         "platforms": platforms,
         "emulated_arches": emulated,          # need QEMU on an amd64 runner
-        "permissions": permissions,
-        "oidc": oidc,
+        "matrix": matrix,                     # per-platform jobs + a merge job
+        "matrix_blocked": len(platforms) > 1 and loopback_first,
+        "platform_jobs": platform_jobs(platforms, versions) if matrix else [],
+        "first": registries[0] if registries else None,
+        "platform_job": login_set(registries[:1], aws, gcp, azure),   # first registry only
+        "release_job": release_job,                                   # release / merge: all
+        "permissions": release_job["permissions"],
+        "oidc": release_job["oidc"],
         "ghcr": ghcr,
         "aws": aws,
         "gcp": gcp,

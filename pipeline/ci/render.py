@@ -68,15 +68,25 @@ def gitlab_shell(setting: Setting) -> str:
 
 
 def load_versions(templates: Path | None) -> dict:
-    """versions.yml: from --templates DIR when it has one, else the built-in file."""
-    for base in ([templates] if templates else []) + [builtin_templates()]:
+    """versions.yml: the built-in file, with what --templates DIR's versions.yml sets on top
+    (key by key inside github: and gitlab:, so a key added to the built-in file later is there
+    even when your own file predates it)."""
+    merged: dict = {}
+    for base in [builtin_templates()] + ([templates] if templates else []):
         path = base / VERSIONS_FILE
-        if path.is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise UsageError(f"{path} must be a mapping (github:, gitlab:)")
-            return data
-    raise UsageError(f"{VERSIONS_FILE} not found")  # pragma: no cover - the built-in one exists
+        if not path.is_file():
+            continue
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise UsageError(f"{path} must be a mapping (github:, gitlab:)")
+        for key, value in data.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+    if not merged:  # pragma: no cover - the built-in one exists
+        raise UsageError(f"{VERSIONS_FILE} not found")
+    return merged
 
 
 def environment(templates: Path | None = None):

@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from pipeline.ci.context import (ANY_TAG, build_context, extras_for, gitlab_regex, glob_from_regex,
-                                 registry_context, tag_triggers, with_extras)
+from pipeline.ci.context import (ANY_TAG, PlatformJob, build_context, extras_for, gitlab_regex,
+                                 glob_from_regex, login_set, platform_jobs, registry_context,
+                                 tag_triggers, with_extras)
 from pipeline.config import load_config
 from pipeline.tags.jsregex import compile_js_regex
 from pipeline.tags import parse_tag_rule
@@ -178,3 +179,65 @@ def test_context_names_every_secret_and_variable(config):
     assert "AWS_REGION" not in variables  # read from the ECR host name
     gitlab = [n for n, _ in ctx["gitlab_variables"]]
     assert "GL_PASSWORD" not in gitlab and "GH_PASSWORD" in gitlab  # GitLab's own: CI_REGISTRY_*
+
+
+VERSIONS = {"github": {"runner": "ubuntu-24.04", "runner_arm64": "ubuntu-24.04-arm"}}
+
+
+def test_platform_jobs_pick_native_runners_and_qemu():
+    jobs = platform_jobs(["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "linux/s390x"], VERSIONS)
+    assert jobs == [
+        PlatformJob("linux/amd64", "linux-amd64", "ubuntu-24.04", None, None),
+        PlatformJob("linux/arm64", "linux-arm64", "ubuntu-24.04-arm", None, "arm64"),
+        PlatformJob("linux/arm/v7", "linux-arm-v7", "ubuntu-24.04", "arm", "arm"),
+        PlatformJob("linux/386", "linux-386", "ubuntu-24.04", None, None),
+        PlatformJob("linux/s390x", "linux-s390x", "ubuntu-24.04", "s390x", "s390x")]
+    # No arm64 runner in versions.yml: arm64 runs on the amd64 one under QEMU.
+    (arm,) = platform_jobs(["linux/arm64"], {"github": {"runner": "x64", "runner_arm64": ""}})
+    assert (arm.runner, arm.github_qemu) == ("x64", "arm64")
+
+
+def test_login_set_is_least_privilege_per_job(config):
+    regs = {r.name: registry_context(r) for r in config.registries}
+    aws, gcp = object(), object()
+    only_gh = login_set([regs["gh"]], aws, gcp, None)
+    assert only_gh["permissions"] == {"contents": "read", "packages": "write"}
+    assert (only_gh["aws"], only_gh["gcp"], only_gh["oidc"]) == (None, None, False)
+    only_aws = login_set([regs["aws"]], aws, gcp, None)
+    assert only_aws["permissions"] == {"contents": "read", "id-token": "write"}
+    assert only_aws["aws"] is aws and only_aws["gcp"] is None
+    assert login_set([regs["corp"]], aws, gcp, None)["permissions"] == {"contents": "read"}
+
+
+def write_config(tmp_path, platforms, registries):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    lines = "".join(f"  - {r}\n" for r in registries)
+    (tmp_path / "release.yml").write_text(
+        f"image: {{name: app, platforms: [{', '.join(platforms)}]}}\nregistries:\n{lines}")
+    return load_config(tmp_path / "release.yml")
+
+
+def test_matrix_only_with_several_platforms_and_a_reachable_first_registry(tmp_path):
+    ghcr = "{name: gh, type: ghcr, registry: ghcr.io, repository: a/b}"
+    ecr = "{name: aws, type: ecr, registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, repository: app}"
+    loop = "{name: local, registry: 'localhost:5000', repository: a/b}"
+
+    def ctx(platforms, registries):
+        return build_context(write_config(tmp_path, platforms, registries), config_path="release.yml",
+                             versions=VERSIONS, install=".")
+
+    one = ctx(["linux/arm64"], [ghcr, ecr])
+    assert not one["matrix"] and one["platform_jobs"] == [] and not one["matrix_blocked"]
+    two = ctx(["linux/amd64", "linux/arm64"], [ghcr, ecr])
+    assert two["matrix"] and [j.slug for j in two["platform_jobs"]] == ["linux-amd64", "linux-arm64"]
+    assert two["first"].name == "gh"
+    assert [r.name for r in two["platform_job"]["registries"]] == ["gh"]
+    assert two["platform_job"]["permissions"] == {"contents": "read", "packages": "write"}
+    assert two["release_job"]["permissions"] == {"contents": "read", "packages": "write", "id-token": "write"}
+    assert two["permissions"] == two["release_job"]["permissions"]
+    flipped = ctx(["linux/amd64", "linux/arm64"], [ecr, ghcr])
+    assert flipped["platform_job"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert flipped["platform_job"]["aws"] is flipped["aws"]
+    blocked = ctx(["linux/amd64", "linux/arm64"], [loop, ghcr])
+    assert not blocked["matrix"] and blocked["matrix_blocked"] and blocked["platform_jobs"] == []
+    assert ctx(["linux/amd64", "linux/arm64"], [ghcr, loop])["matrix"]

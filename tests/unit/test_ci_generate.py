@@ -8,8 +8,10 @@ GitHub's `on:` stays a string key (PyYAML would turn it into True).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,9 +42,27 @@ SHAPES = {**{kind: ([kind], "") for kind in REGISTRY},
           "all": (list(REGISTRY), ""),
           "prerelease-only": (["generic"], PRERELEASE_RULES)}
 
+# Several platforms: (image.platforms, registries in release.yml order; the first gets the digests).
+MATRIX_SHAPES = {
+    "two-platforms": (["linux/amd64", "linux/arm64"], ["ghcr", "ecr", "loopback", "generic"]),
+    "three-platforms": (["linux/amd64", "linux/arm64", "linux/arm/v7"],
+                        ["ecr", "dockerhub", "env", "gitlab", "gcr"]),
+    "env-first": (["linux/arm64", "linux/arm/v7"], ["env", "acr", "ghcr"]),
+    "gitlab-first": (["linux/amd64", "linux/386", "linux/riscv64"], ["gitlab", "generic"]),
+}
+# GitHub: platform -> (runner, setup-qemu-action platforms); GitLab: platform -> binfmt arch.
+GITHUB_LEG = {"linux/amd64": ("ubuntu-24.04", None), "linux/arm64": ("ubuntu-24.04-arm", None),
+              "linux/arm/v7": ("ubuntu-24.04", "arm"), "linux/386": ("ubuntu-24.04", None),
+              "linux/riscv64": ("ubuntu-24.04", "riscv64")}
+GITLAB_QEMU = {"linux/amd64": None, "linux/arm64": "arm64", "linux/arm/v7": "arm", "linux/386": None,
+               "linux/riscv64": "riscv64"}
+
 OIDC_ACTIONS = {"ecr": "aws-actions/configure-aws-credentials@", "gcr": "google-github-actions/auth@",
                 "acr": "azure/login@"}
+OIDC_TOKENS = {"ecr": "AWS_ID_TOKEN", "gcr": "GCP_ID_TOKEN", "acr": "AZURE_ID_TOKEN"}
 LOGIN_ACTION = "docker/login-action@"
+LOGIN_HOSTS = {"generic": "registry.example.com", "dockerhub": "docker.io", "ghcr": "ghcr.io",
+               "gitlab": "registry.gitlab.com"}
 
 
 def write_project(base: Path, kinds: list[str], extra: str = "") -> Path:
@@ -76,6 +96,20 @@ def shapes(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def matrix_shapes(tmp_path_factory):
+    """The MATRIX_SHAPES generated once: {name: (project dir, github text, gitlab text)}."""
+    out = {}
+    for name, (platforms, kinds) in MATRIX_SHAPES.items():
+        project = with_platforms(write_project(tmp_path_factory.mktemp(name.replace("-", "_")), kinds),
+                                 platforms)
+        result = generate(project, "all")
+        assert result.exit_code == 0, result.output
+        out[name] = (project, (project / ".github/workflows/release.yml").read_text(),
+                     (project / ".gitlab-ci.yml").read_text())
+    return out
+
+
 def check_jsonschema(schema: str, files: list[Path], *extra: str) -> dict:
     env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
@@ -98,9 +132,10 @@ def steps_using(job: dict, prefix: str) -> list[dict]:
 # ---------------------------------------------------------------------------- validators
 
 
-def test_every_generated_file_passes_the_schemas(shapes):
-    github = [p / ".github/workflows/release.yml" for p, _, _ in shapes.values()]
-    gitlab = [p / ".gitlab-ci.yml" for p, _, _ in shapes.values()]
+def test_every_generated_file_passes_the_schemas(shapes, matrix_shapes):
+    projects = [p for p, _, _ in [*shapes.values(), *matrix_shapes.values()]]
+    github = [p / ".github/workflows/release.yml" for p in projects]
+    gitlab = [p / ".gitlab-ci.yml" for p in projects]
     github.append(ROOT / ".github/workflows/release.yml")
     gitlab.append(ROOT / ".gitlab-ci.yml")
     result = check_jsonschema("vendor.github-workflows", github)
@@ -116,6 +151,15 @@ def test_the_validator_does_catch_a_broken_workflow(shapes, tmp_path):
     assert check_jsonschema("vendor.github-workflows", [bad])["status"] == "fail"
     bad.write_text(gitlab.replace("dotenv: release.env", "dotenv: 42"))
     assert check_jsonschema("vendor.gitlab-ci", [bad])["status"] == "fail"
+
+
+def test_the_validator_does_catch_a_broken_matrix(matrix_shapes, tmp_path):
+    _, github, gitlab = matrix_shapes["three-platforms"]
+    bad = tmp_path / "bad.yml"
+    bad.write_text(github.replace("    needs: platform\n", "    needs: {job: platform}\n"))
+    assert check_jsonschema("vendor.github-workflows", [bad])["status"] == "fail"
+    bad.write_text(gitlab.replace("    matrix:\n      - PLATFORM:", "    matrix:\n      PLATFORM:"))
+    assert check_jsonschema("vendor.gitlab-ci", [bad])["status"] == "fail"      # a map, not a list
 
 
 # ---------------------------------------------------------------------------- GitHub structure
@@ -351,25 +395,274 @@ def test_this_repository_ci_files_are_up_to_date():
     assert "pipx install ." in text  # this repository installs release from its checkout
 
 
-def test_foreign_platforms_get_qemu(tmp_path):
-    project = write_project(tmp_path, ["generic"])
-    (project / "release.yml").write_text((project / "release.yml").read_text().replace(
-        "  context: app\n", "  context: app\n  platforms: [linux/amd64, linux/arm64]\n"))
+def with_platforms(project: Path, platforms: list[str]) -> Path:
+    text = (project / "release.yml").read_text()
+    text = re.sub(r"  platforms: \[.*\]\n", "", text)
+    (project / "release.yml").write_text(text.replace(
+        "  context: app\n", f"  context: app\n  platforms: [{', '.join(platforms)}]\n"))
+    return project
+
+
+def test_one_foreign_platform_gets_qemu_in_a_single_release_job(tmp_path):
+    project = with_platforms(write_project(tmp_path, ["generic"]), ["linux/arm64"])
     assert generate(project, "all").exit_code == 0
     wf = load((project / ".github/workflows/release.yml").read_text())
+    assert set(wf["jobs"]) == {"build", "release"}   # one platform: no matrix
     for job in ("build", "release"):
         (qemu,) = steps_using(wf["jobs"][job], "docker/setup-qemu-action@")
         assert qemu["with"] == {"platforms": "arm64"}
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"'
     ci = load((project / ".gitlab-ci.yml").read_text())
     assert ci["default"]["before_script"][-1].endswith("--install arm64")
+    assert set(ci) >= {"build", "release"} and "platform" not in ci
     # amd64 only: no emulation
-    (project / "release.yml").write_text((project / "release.yml").read_text().replace(
-        "[linux/amd64, linux/arm64]", "[linux/amd64]"))
+    with_platforms(project, ["linux/amd64"])
     generate(project, "all")
     assert "setup-qemu" not in (project / ".github/workflows/release.yml").read_text()
+    assert "binfmt" not in (project / ".gitlab-ci.yml").read_text()
+
+
+def test_one_platform_renders_as_no_platform_does(tmp_path):
+    """A single platform changes nothing but the QEMU steps a foreign one needs."""
+    plain = write_project(tmp_path / "plain", ["generic", "ghcr"])
+    one = with_platforms(write_project(tmp_path / "one", ["generic", "ghcr"]), ["linux/amd64"])
+    for project in (plain, one):
+        assert generate(project, "all").exit_code == 0
+    for name in (".github/workflows/release.yml", ".gitlab-ci.yml"):
+        assert (plain / name).read_text() == (one / name).read_text()
 
 
 def test_cli_start_up_does_not_import_jinja():
     code = "import sys, pipeline.cli; print(sorted(m for m in ('jinja2', 'yaml') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# ---------------------------------------------------------------------------- several platforms: the matrix
+
+
+def expected_permissions(kinds) -> dict:
+    out = {"contents": "read"}
+    if "ghcr" in kinds:
+        out["packages"] = "write"
+    if set(OIDC_ACTIONS) & set(kinds):
+        out["id-token"] = "write"
+    return out
+
+
+def expected_logins(kinds) -> set[str]:
+    """What a job holding credentials for `kinds` logs in to: registry hosts and OIDC clouds."""
+    return {LOGIN_HOSTS[k] for k in kinds if k in LOGIN_HOSTS} | {k for k in kinds if k in OIDC_ACTIONS}
+
+
+def github_logins(job: dict) -> set[str]:
+    hosts = {s["with"].get("registry", "docker.io") for s in steps_using(job, LOGIN_ACTION)}
+    return hosts | {kind for kind, action in OIDC_ACTIONS.items() if steps_using(job, action)}
+
+
+def gitlab_logins(job: dict) -> set[str]:
+    hosts = {line.rsplit(" ", 1)[1] for line in job["script"] if "docker login" in line}
+    return hosts | {kind for kind, token in OIDC_TOKENS.items() if token in job.get("id_tokens", {})}
+
+
+def expand(text: str, matrix: dict) -> str:
+    """A GitHub `${{ matrix.X }}` expression as the runner fills it in for one leg."""
+    return re.sub(r"\$\{\{ matrix\.(\w+) \}\}", lambda m: str(matrix.get(m.group(1), "")), text)
+
+
+def shell(script: str, env: dict) -> list[str]:
+    """Run a generated script line with `release` and `docker` as stubs printing their arguments."""
+    stubs = 'release() { printf "release %s\\n" "$*"; }; docker() { printf "docker %s\\n" "$*"; }\n'
+    out = subprocess.run(["sh", "-ec", stubs + script], capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+@pytest.mark.parametrize("shape", list(MATRIX_SHAPES))
+def test_github_matrix_per_platform_and_merge(matrix_shapes, shape):
+    platforms, kinds = MATRIX_SHAPES[shape]
+    _, text, _ = matrix_shapes[shape]
+    wf = load(text)
+    assert set(wf["jobs"]) == {"build", "platform", "release"}
+    build, leg, merge = wf["jobs"]["build"], wf["jobs"]["platform"], wf["jobs"]["release"]
+
+    # Pull requests: still one `release ci build` (every platform, QEMU for all but amd64/386).
+    assert [s.get("run") for s in build["steps"]][-2:] == ["release validate", "release ci build"]
+    emulated = sorted({p.split("/")[1] for p in platforms} - {"amd64", "386"})
+    qemu = steps_using(build, "docker/setup-qemu-action@")
+    assert sorted(qemu[0]["with"]["platforms"].split(",")) == emulated if emulated else not qemu
+
+    # One leg per platform, in release.yml order, on its native runner or with QEMU.
+    tag_only = "${{ startsWith(github.ref, 'refs/tags/') }}"
+    assert leg["if"] == tag_only and leg["runs-on"] == "${{ matrix.runner }}"
+    include = leg["strategy"]["matrix"]["include"]
+    assert set(leg["strategy"]["matrix"]) == {"include"}
+    assert [e["platform"] for e in include] == platforms
+    for entry in include:
+        runner, qemu_arch = GITHUB_LEG[entry["platform"]]
+        expected = {"platform": entry["platform"], "slug": entry["platform"].replace("/", "-"),
+                    "runner": runner}
+        if qemu_arch:
+            expected["qemu"] = qemu_arch
+        assert entry == expected
+    qemu = steps_using(leg, "docker/setup-qemu-action@")
+    if any(GITHUB_LEG[p][1] for p in platforms):
+        (step,) = qemu
+        assert step["if"] == "${{ matrix.qemu }}"       # runs only on the legs that set qemu
+        assert step["with"] == {"platforms": "${{ matrix.qemu }}"}
+        assert leg["steps"].index(step) < leg["steps"].index(next(s for s in leg["steps"]
+                                                                    if "build-push" in s.get("run", "")))
+    else:
+        assert not qemu and "qemu" not in json.dumps(leg)
+
+    # Credentials of the first registry only; permissions to match.
+    first = kinds[0]
+    assert github_logins(leg) == expected_logins([first])
+    assert leg["permissions"] == expected_permissions([first])
+    push = next(s for s in leg["steps"] if "build-push" in s.get("run", ""))
+    assert push["env"]["VERSION"] == "${{ github.ref_name }}"
+    assert ("CORP_PASS" in push["env"]) == (first == "env")
+    assert "services" not in leg
+    upload = steps_using(leg, "actions/upload-artifact@")
+    assert len(upload) == 1 and leg["steps"][-1] is upload[0]
+    assert upload[0]["with"] == {"name": "release-metadata-${{ matrix.slug }}",
+                                 "path": "release-metadata/${{ matrix.slug }}.json",
+                                 "if-no-files-found": "error"}
+
+    # The merge: after every leg, all registries' credentials, the single-platform job's outputs.
+    assert merge["if"] == tag_only and merge["needs"] == "platform"
+    assert merge["runs-on"] == "ubuntu-24.04"
+    assert merge["permissions"] == expected_permissions(kinds)
+    assert github_logins(merge) == expected_logins(kinds)
+    assert not steps_using(merge, "docker/setup-qemu-action@")
+    assert set(merge["outputs"]) == {"version", "digest", "tags"}
+    assert all(v.startswith("${{ steps.release.outputs.") for v in merge["outputs"].values())
+    (download,) = steps_using(merge, "actions/download-artifact@")
+    assert download["with"] == {"pattern": "release-metadata-*", "path": "release-metadata",
+                                "merge-multiple": True}
+    step = merge["steps"][-1]
+    assert step["id"] == "release" and merge["steps"].index(download) < len(merge["steps"]) - 1
+    assert step["run"] == 'release manifest merge "$VERSION" --from-metadata release-metadata'
+    assert ("CORP_PASS" in step["env"]) == ("env" in kinds)
+    assert ("services" in merge) == ("loopback" in kinds)
+
+    # Walk the legs: each writes release-metadata/<slug>.json, uploads exactly that file under a
+    # name the merge job's pattern picks up, and the merge reads the directory they land in.
+    records = []
+    for entry in include:
+        env = {k: expand(v, entry) for k, v in push["env"].items() if "secrets." not in v}
+        env["VERSION"] = "v1.2.3"
+        (line,) = shell(push["run"], env)
+        slug = entry["platform"].replace("/", "-")
+        assert line == (f"release build-push v1.2.3 --platform {entry['platform']} --push-by-digest "
+                        f"--metadata-file release-metadata/{slug}.json")
+        assert expand(upload[0]["with"]["path"], entry) == f"release-metadata/{slug}.json"
+        name = expand(upload[0]["with"]["name"], entry)
+        assert name == f"release-metadata-{slug}" and fnmatch.fnmatch(name, download["with"]["pattern"])
+        records.append(slug)
+    assert len(set(records)) == len(platforms)   # no two legs overwrite each other's record
+
+
+@pytest.mark.parametrize("shape", list(MATRIX_SHAPES))
+def test_gitlab_parallel_matrix_and_merge(matrix_shapes, shape):
+    platforms, kinds = MATRIX_SHAPES[shape]
+    _, _, text = matrix_shapes[shape]
+    ci = load(text)
+    assert ci["stages"] == ["build", "platforms", "release"]
+    leg, merge, build = ci["platform"], ci["release"], ci["build"]
+    emulated = [a for a in dict.fromkeys(p.split("/")[1] for p in platforms) if a not in ("amd64", "386")]
+
+    # QEMU is no longer in every job's before_script: the build job (all platforms) installs all.
+    assert not any("binfmt" in line for line in ci["default"]["before_script"])
+    assert build["script"][-2:] == ["release validate", "release ci build"]
+    if emulated:
+        assert build["script"][0] == ("docker run --privileged --rm tonistiigi/binfmt:latest --install "
+                                      + ",".join(emulated))
+    else:
+        assert len(build["script"]) == 2
+
+    assert leg["stage"] == "platforms" and leg["rules"] == merge["rules"]
+    (rule,) = leg["rules"]
+    assert rule["if"].startswith("$CI_COMMIT_TAG =~ ")
+    assert leg["parallel"] == {"matrix": [{"PLATFORM": platforms}]}
+    assert leg["artifacts"] == {"paths": ["release-metadata/"]}
+    first = kinds[0]
+    assert gitlab_logins(leg) == expected_logins([first])
+    assert set(leg.get("id_tokens", {})) == {OIDC_TOKENS[first]} if first in OIDC_TOKENS else "id_tokens" not in leg
+    assert "services" not in leg          # the default: Docker-in-Docker
+
+    # Each leg: binfmt only where the default (amd64) runner needs it, then its own record file.
+    command = leg["script"][-1]
+    for platform in platforms:
+        env = {"PLATFORM": platform, "CI_COMMIT_TAG": "v1.2.3"}
+        ran = [line for script in leg["script"][:-1] if "docker login" not in script
+               and not script.startswith(("printf", "export", "cat")) for line in shell(script, env)]
+        arch = GITLAB_QEMU[platform]
+        assert ran == ([f"docker run --privileged --rm tonistiigi/binfmt:latest --install {arch}"] if arch
+                       else []), platform
+        (line,) = shell(command, env)
+        slug = platform.replace("/", "-")
+        assert line == (f"release build-push v1.2.3 --platform {platform} --push-by-digest "
+                        f"--metadata-file release-metadata/{slug}.json")
+
+    # The merge: after every leg (their artifacts come with `needs`), all credentials, dotenv.
+    assert merge["stage"] == "release" and merge["needs"] == ["platform"]
+    assert merge["script"][-1] == ('release manifest merge "$CI_COMMIT_TAG" --from-metadata release-metadata '
+                                   "--dotenv release.env")
+    assert merge["artifacts"] == {"reports": {"dotenv": "release.env"}}
+    assert gitlab_logins(merge) == expected_logins(kinds)
+    assert set(merge.get("id_tokens", {})) == {OIDC_TOKENS[k] for k in kinds if k in OIDC_TOKENS}
+    assert not any("binfmt" in line for line in merge["script"])
+    if "loopback" in kinds:
+        assert merge["services"][1] == {"name": "registry:2", "alias": "registry-5000"}
+
+
+def test_matrix_header_comments(matrix_shapes):
+    _, github, gitlab = matrix_shapes["three-platforms"]
+    assert "#   linux/arm64 on ubuntu-24.04-arm\n" in github
+    assert "#   linux/arm/v7 on ubuntu-24.04 (QEMU: no native runner)\n" in github
+    assert "to aws, the first registry" in github and "release manifest merge TAG" in github
+    assert "OIDC (id-token: write, only in the jobs that log in with it)" in github
+    assert "#   linux/arm64 (QEMU: tonistiigi/binfmt:latest)\n" in gitlab
+    assert "#   linux/amd64\n" in gitlab
+
+
+def test_first_registry_on_loopback_keeps_one_release_job(tmp_path):
+    """A registry:2 service lives as long as its job: legs pushing to their own would leave the
+    merge nothing to merge, so all platforms build in the release job (QEMU for the foreign)."""
+    project = with_platforms(write_project(tmp_path, ["loopback", "generic"]), ["linux/amd64", "linux/arm64"])
+    assert generate(project, "all").exit_code == 0
+    text = (project / ".github/workflows/release.yml").read_text()
+    wf = load(text)
+    assert set(wf["jobs"]) == {"build", "release"}
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"'
+    (qemu,) = steps_using(wf["jobs"]["release"], "docker/setup-qemu-action@")
+    assert qemu["with"] == {"platforms": "arm64"}
+    assert "the first registry (localhost:5000) is a\n# service of the job" in text
+    ci = load((project / ".gitlab-ci.yml").read_text())
+    assert "platform" not in ci and ci["stages"] == ["build", "release"]
+    assert ci["release"]["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env'
+    # A loopback registry that is not the first: the matrix, with the service in the merge job.
+    with_platforms(write_project(tmp_path / "second", ["generic", "loopback"]), ["linux/amd64", "linux/arm64"])
+    assert generate(tmp_path / "second", "github").exit_code == 0
+    wf = load((tmp_path / "second/.github/workflows/release.yml").read_text())
+    assert "services" not in wf["jobs"]["platform"] and "registry_5000" in wf["jobs"]["release"]["services"]
+
+
+def test_matrix_with_your_own_versions_file(tmp_path):
+    """A versions.yml in --templates sets what it names; the rest (e.g. keys added later) comes
+    from the built-in one. No arm64 runner (runner_arm64: '') -> arm64 runs under QEMU."""
+    project = with_platforms(write_project(tmp_path, ["generic"]), ["linux/amd64", "linux/arm64"])
+    (project / "tpl").mkdir()
+    (project / "tpl" / "versions.yml").write_text(
+        "github:\n  runner: my-x64\n  runner_arm64: ''\n  upload_artifact: actions/upload-artifact@v6\n")
+    assert generate(project, "github", "--templates", "tpl").exit_code == 0
+    wf = load((project / ".github/workflows/release.yml").read_text())
+    leg = wf["jobs"]["platform"]
+    assert leg["strategy"]["matrix"]["include"] == [
+        {"platform": "linux/amd64", "slug": "linux-amd64", "runner": "my-x64"},
+        {"platform": "linux/arm64", "slug": "linux-arm64", "runner": "my-x64", "qemu": "arm64"}]
+    assert steps_using(leg, "actions/upload-artifact@v6")
+    assert steps_using(wf["jobs"]["release"], "actions/download-artifact@v8")   # built-in
+    assert steps_using(leg, "docker/setup-qemu-action@v4")

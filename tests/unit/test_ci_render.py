@@ -76,6 +76,17 @@ def test_user_templates_override_one_file_and_fall_back_for_the_rest(tmp_path):
     assert render("gitlab", {"v": load_versions(tmp_path)}, tmp_path) == "# mine alpine:3\nx: 1\n"
 
 
+def test_your_versions_file_is_laid_over_the_builtin_one(tmp_path):
+    (tmp_path / "versions.yml").write_text("github: {checkout: 'actions/checkout@v6'}\nmine: 1\n")
+    versions, builtin = load_versions(tmp_path), load_versions(None)
+    assert versions["github"]["checkout"] == "actions/checkout@v6"
+    assert versions["github"]["runner_arm64"] == builtin["github"]["runner_arm64"]
+    assert versions["gitlab"] == builtin["gitlab"] and versions["mine"] == 1
+    (tmp_path / "versions.yml").write_text("- a list\n")
+    with pytest.raises(UsageError, match="must be a mapping"):
+        load_versions(tmp_path)
+
+
 def test_builtin_templates_are_found():
     base = builtin_templates()
     assert {p.name for p in base.iterdir()} >= {"github.yml.j2", "gitlab.yml.j2", "versions.yml"}
