@@ -48,6 +48,10 @@ def resolve_target(text: str, config=None, *, env=None, need_repository: bool = 
     if not need_repository and "/" not in text:
         # a bare host for `catalog`
         host = text
+        if not ("." in host or ":" in host or host == "localhost"):
+            known = ", ".join(registries) or "none (no release.yml)"
+            raise UsageError(f"no registry named '{host}' in release.yml, and it is not a host name",
+                             hint=f"give a release.yml registry name ({known}) or HOST[:PORT]")
         same = next((r for r in registries.values() if r.registry == host), None)
         if same:
             return Target(client_for(same, env), Reference(host, ""), same.name)

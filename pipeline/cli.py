@@ -26,7 +26,7 @@ class ReleaseGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, BrokenPipeError):
             raise
         except Exception as exc:  # a bug: say so without a traceback that could carry a secret
             if os.environ.get("RELEASE_DEBUG"):
@@ -47,9 +47,9 @@ def cli(ctx, config_path):
     ctx.obj = {"config_path": config_path}
 
 
-def _load(ctx):
+def _load(ctx, *, build: bool = True):
     from .config import load_config
-    return load_config(ctx.obj["config_path"])
+    return load_config(ctx.obj["config_path"], build=build)
 
 
 def _emit_json(data) -> None:
@@ -105,7 +105,7 @@ def tags(ctx, version, ref, sha, event, default_branch, as_json):
     Example:  release tags 1.4.2        ->  1.4.2 1.4 1 latest
               release tags --ref refs/heads/main --json
     """
-    config = _load(ctx)
+    config = _load(ctx, build=False)
     result = _derive(config, version, ref, sha, event, default_branch)
     if as_json:
         _emit_json({"version": result.version, "tags": list(result.tags), "latest": result.latest,
@@ -120,7 +120,7 @@ def tags(ctx, version, ref, sha, event, default_branch, as_json):
 
 def _plan(ctx, version, registries, build):
     from .plan import make_plan
-    config = _load(ctx)
+    config = _load(ctx, build=build)
     selected = config.select(list(registries))
     result = _derive(config, version)
     return config, make_plan(config, result, selected, build=build)
@@ -238,4 +238,9 @@ _add_chores()
 
 
 def main() -> None:
-    cli(prog_name="release")
+    try:
+        cli(prog_name="release")
+    except BrokenPipeError:
+        # `release registry tags local | head -1`: the reader left; that is not an error.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -18,7 +18,7 @@ def _config(ctx, required: bool):
     path = ctx.obj["config_path"]
     if not required and not Path(path).exists():
         return None
-    return load_config(path)
+    return load_config(path, build=False)      # no chore builds: the context need not exist
 
 
 def _api_error(exc) -> ReleaseError:

@@ -71,7 +71,7 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
                        templates=_relative(templates, root) if templates else None,
                        default_branch=default_branch, install=install)
     context = build_context(config, config_path=config_path, versions=load_versions(templates),
-                            install=install or with_extras(default_install(root), extras_for(config)),
+                            install=with_extras(install or default_install(root), extras_for(config)),
                             default_branch=default_branch,
                             command=command)
     return render(target, context, templates), command
@@ -115,7 +115,7 @@ def generate(ctx, target, output, templates, check, default_branch, install):
         raise UsageError("--output names one file: use it with github or gitlab, not all")
     if output == "-" and check:
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
     drift = False
     for t in targets:

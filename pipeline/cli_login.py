@@ -95,7 +95,7 @@ def login(ctx, names, as_json, docker_config):
     """
     from .config import load_config
 
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], build=False)
     selected = config.select(list(names))
     entries = [login_one(r, os.environ, store=docker_config) for r in selected]
     if as_json:

@@ -231,8 +231,12 @@ class Config:
 # ---------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, parse and validate release.yml. Raises ConfigError (FILE:LINE:COL)."""
+def load_config(path: str | os.PathLike[str], *, build: bool = True) -> Config:
+    """Read, parse and validate release.yml. Raises ConfigError (FILE:LINE:COL).
+
+    `build=False` is for commands that never build (tags, promote, prune, registry chores,
+    manifest merge, login): the build context and Dockerfile need not exist on this machine.
+    """
     file = os.fspath(path)
     try:
         text = _read(file)
@@ -242,7 +246,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             line, col = error_position(exc, text)
             raise ConfigError(_yaml_message(exc), file=file, line=line, col=col,
                               hint=_yaml_hint(exc)) from None
-        return _Loader(file).load(root)
+        return _Loader(file, check_build_files=build).load(root)
     except ConfigError as exc:
         if not hasattr(exc, "errors"):
             exc.errors = [exc]  # type: ignore[attr-defined]
@@ -293,8 +297,9 @@ def _yaml_hint(exc: yaml.YAMLError) -> str | None:
 class _Loader:
     """Walks the composed node graph, collecting ConfigErrors in file order."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, check_build_files: bool = True) -> None:
         self.file = file
+        self.check_build_files = check_build_files
         self.base = Path(os.path.abspath(file)).parent
         self.values = Values()
         self.errors: list[ConfigError] = []
@@ -503,7 +508,9 @@ class _Loader:
             text = self.string(context_node, "image.context")
             if text is not None:
                 context = self.resolve(text)
-                if not context.exists():
+                if not self.check_build_files:
+                    pass
+                elif not context.exists():
                     self.error(context_node, f"image.context directory not found: {text} "
                                              f"(looked in {context})",
                                hint="image.context is relative to the directory of release.yml")
@@ -521,7 +528,7 @@ class _Loader:
         dockerfile: str | None = DEFAULT_DOCKERFILE
         if dockerfile_node is not None:
             dockerfile = self.string(dockerfile_node, "image.dockerfile")
-        if dockerfile is not None and context is not None:
+        if dockerfile is not None and context is not None and self.check_build_files:
             full = context / os.path.expanduser(dockerfile)
             if not full.is_file():
                 at = dockerfile_node or context_node or key_node

@@ -44,6 +44,15 @@ class PushTransientError(PushError):
     pass
 
 
+def explain_push_error(message: str) -> str:
+    """Add what the daemon's raw text does not say, for the failures users meet."""
+    low = message.lower()
+    if "405" in low or "method not allowed" in low:
+        return (message + " (the registry refuses uploads: read-only/maintenance mode, or a "
+                "pull-through mirror, which cannot be pushed to)")
+    return message
+
+
 def classify_push_error(message: str) -> type[PushError]:
     low = message.lower()
     if any(p in low for p in AUTH_PATTERNS):
@@ -220,7 +229,7 @@ class Engine:
             for chunk in stream:  # read to the end: closing early cancels the push
                 error = _stream_error(chunk)
                 if error:
-                    message = redact.redact(error.strip())
+                    message = explain_push_error(redact.redact(error.strip()))
                     raise classify_push_error(message)(message)
                 status = chunk.get("status") or ""
                 match = DIGEST_LINE.search(status)

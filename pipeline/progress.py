@@ -39,7 +39,8 @@ class PlainReporter:
         """End whatever the reporter has open (CI log sections); called before errors print."""
 
     def message(self, text: str) -> None:
-        self._write(text)
+        if not self.quiet:
+            self._write(text)
 
     def build_line(self, line: str) -> None:
         if not self.quiet:

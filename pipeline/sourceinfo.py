@@ -28,7 +28,10 @@ def clean_remote_url(url: str) -> str | None:
     m = re.match(r"^[\w.-]+@([\w.-]+):(.+?)(?:\.git)?/?$", url)          # git@host:owner/repo.git
     if m:
         return f"https://{m.group(1)}/{m.group(2)}"
-    m = re.match(r"^(?:https?|ssh|git)://(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$", url)
+    m = re.match(r"^(https?)://(?:[^@/]*@)?([^/@]+)/(.+?)(?:\.git)?/?$", url)   # keeps an https port
+    if m:
+        return f"{m.group(1)}://{m.group(2)}/{m.group(3)}"
+    m = re.match(r"^(?:ssh|git)://(?:[^@/]*@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$", url)
     if m:
         return f"https://{m.group(1)}/{m.group(2)}"
     return None
@@ -38,8 +41,8 @@ def source_url(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     if env.get("GITHUB_REPOSITORY"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{env['GITHUB_REPOSITORY']}"
+        return clean_remote_url(f"{server}/{env['GITHUB_REPOSITORY']}")
     if env.get("CI_PROJECT_URL"):
-        return env["CI_PROJECT_URL"]
+        return clean_remote_url(env["CI_PROJECT_URL"])
     remote = git(["remote", "get-url", "origin"], cwd)
     return clean_remote_url(remote) if remote else None

@@ -31,7 +31,7 @@ if [[ "${SKIP_APT:-}" != 1 ]]; then
     log "apt-get install (docker.io docker-registry skopeo apache2-utils busybox-static openssl docker-compose)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq docker.io docker-registry skopeo apache2-utils busybox-static \
+    apt-get install -y -qq python3-venv docker.io docker-registry skopeo apache2-utils busybox-static \
         openssl iproute2 docker-compose >/dev/null
 fi
 

@@ -114,3 +114,19 @@ def test_schema_is_json_with_registry_types(project):
     schema = json.loads(result.output)
     text = json.dumps(schema)
     assert "ghcr" in text and "username_env" in text
+
+
+def test_commands_that_never_build_do_not_need_the_build_context(project):
+    import shutil
+    shutil.rmtree(project / "app")
+    assert run(project, "tags", "1.2.3").exit_code == 0
+    assert run(project, "plan", "1.2.3", "--no-build").exit_code == 0
+    building = run(project, "plan", "1.2.3")
+    assert building.exit_code == 2 and "image.context directory not found" in building.output
+    assert run(project, "validate").exit_code == 2
+
+
+def test_catalog_of_an_unknown_name_is_a_usage_error(project):
+    result = run(project, "registry", "catalog", "nosuch")
+    assert result.exit_code == 2
+    assert "no registry named 'nosuch'" in result.output

@@ -34,3 +34,11 @@ def test_bearer_challenge_is_parsed():
 ])
 def test_remote_urls_never_keep_credentials(remote, url):
     assert clean_remote_url(remote) == url
+
+
+def test_ci_provided_source_urls_are_scrubbed_too():
+    from pipeline.sourceinfo import source_url
+    env = {"CI_PROJECT_URL": "https://gitlab-ci-token:glpat-SECRET@gitlab.example.com:8443/g/p"}
+    assert source_url(".", env) == "https://gitlab.example.com:8443/g/p"
+    env = {"GITHUB_REPOSITORY": "acme/app", "GITHUB_SERVER_URL": "https://x:tok@ghe.example"}
+    assert source_url(".", env) == "https://ghe.example/acme/app"
