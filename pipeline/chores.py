@@ -41,10 +41,18 @@ def resolve_target(text: str, config=None, *, env=None, need_repository: bool = 
     name, sep, rest = text.partition("@") if "@" in text else text.partition(":")
     if name in registries:
         r = registries[name]
-        ref = Reference(r.registry, r.repository,
-                        tag=rest if sep == ":" and rest else None,
-                        digest=rest if sep == "@" else None)
+        ref = Reference(r.registry, r.repository)
+        if sep and not rest:
+            raise UsageError(f"'{text}': nothing after '{sep}'", hint=f"e.g. {name}:1.2.3 or {name}@sha256:...")
+        if sep == ":":
+            ref = ref.with_tag(rest)          # validated: a tag, not a path
+        elif sep == "@":
+            ref = ref.with_digest(rest)
         return Target(client_for(r, env), ref, r.name)
+    if registries and "/" not in text and need_repository:
+        # `aa:1.0.0` with a release.yml: almost surely a registry name with a typo, not Docker Hub
+        raise UsageError(f"no registry named '{name}' in release.yml (known: {', '.join(registries)})",
+                         hint=f"for Docker Hub, write the full name, e.g. docker.io/library/{text}")
     if not need_repository and "/" not in text:
         # a bare host for `catalog`
         host = text

@@ -203,6 +203,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     reporter = make_reporter(quiet)
     releaser = Releaser(config, p, reporter, engine=None, jobs=jobs)
     releaser.resolve_credentials()  # a missing env var is a usage error before any work
+    from .ci.step import check_output_paths
+    check_output_paths(os.environ, dotenv)
     releaser.engine = Engine()
     try:
         report = releaser.run(build=not no_build)

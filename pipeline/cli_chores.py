@@ -7,7 +7,7 @@ import json
 import click
 
 from .errors import ReleaseError
-from .redact import redact
+from .output import echo
 
 
 def _config(ctx, required: bool):
@@ -49,7 +49,7 @@ def catalog(ctx, registry):
     target = resolve_target(registry, _config(ctx, False), need_repository=False)
     try:
         for repo in target.client.catalog():
-            click.echo(repo)
+            echo(repo)
     except RegistryAPIError as exc:
         raise _api_error(exc) from None
 
@@ -69,7 +69,7 @@ def list_tags(ctx, ref):
     target = resolve_target(ref, _config(ctx, False))
     try:
         for tag in target.client.list_tags(target.ref.repository):
-            click.echo(tag)
+            echo(tag)
     except RegistryAPIError as exc:
         raise _api_error(exc) from None
 
@@ -93,18 +93,18 @@ def inspect_cmd(ctx, ref, as_json):
     except RegistryAPIError as exc:
         raise _api_error(exc) from None
     if as_json:
-        click.echo(redact(json.dumps(data, indent=2)))
+        echo(json.dumps(data, indent=2), is_json=True)
         return
-    click.echo(f"reference   {data['reference']}")
-    click.echo(f"digest      {data['digest']}")
-    click.echo(f"media type  {data['media_type']}")
-    click.echo(f"size        {data['size']} bytes")
+    echo(f"reference   {data['reference']}")
+    echo(f"digest      {data['digest']}")
+    echo(f"media type  {data['media_type']}")
+    echo(f"size        {data['size']} bytes")
     for p in data.get("platforms", []):
-        click.echo(f"platform    {p['platform']}  {p['digest']}")
+        echo(f"platform    {p['platform']}  {p['digest']}")
     for layer in data.get("layers", []):
-        click.echo(f"layer       {layer['digest']}  {layer['size']} bytes")
+        echo(f"layer       {layer['digest']}  {layer['size']} bytes")
     for key, value in sorted((data.get("labels") or {}).items()):
-        click.echo(f"label       {key}={value}")
+        echo(f"label       {key}={value}")
 
 
 @registry_group.command()
@@ -129,16 +129,16 @@ def delete(ctx, ref, yes):
         if info is None:
             raise ReleaseError(f"{ref} does not exist on {r.host}")
         sharing = sorted(t for t, d in tag_digests(target.client, r.repository).items() if d == info.digest)
-        click.echo(f"{r.host}/{r.repository}@{info.digest}")
-        click.echo(f"tags removed with it: {', '.join(sharing) or '(none)'}")
+        echo(f"{r.host}/{r.repository}@{info.digest}")
+        echo(f"tags removed with it: {', '.join(sharing) or '(none)'}")
         if not yes:
-            click.echo("dry run: add --yes to delete")
+            echo("dry run: add --yes to delete")
             return
         target.client.delete_manifest(r.repository, info.digest)
     except RegistryAPIError as exc:
         raise _api_error(exc) from None
-    click.echo("deleted")
-    click.echo(f"note: {GC_REMINDER}", err=True)
+    echo("deleted")
+    echo(f"note: {GC_REMINDER}", err=True)
 
 
 @click.command()
@@ -191,20 +191,20 @@ def prune(ctx, registries, keep, match, yes, as_json):
                     break       # a registry that refuses one delete refuses them all
         report[r.name] = entry
         if not as_json:
-            click.echo(f"[{r.name}] {r.registry}/{r.repository}: keep {', '.join(plan.keep) or '-'}")
+            echo(f"[{r.name}] {r.registry}/{r.repository}: keep {', '.join(plan.keep) or '-'}")
             for d in plan.deletions:
                 state = "deleted" if d.digest in entry["deleted"] else ("FAILED" if yes else "would delete")
-                click.echo(f"  {state:12} {', '.join(d.tags)}  ({d.digest[:19]})")
+                echo(f"  {state:12} {', '.join(d.tags)}  ({d.digest[:19]})")
             if plan.protected:
-                click.echo(f"  kept as well: {', '.join(plan.protected)}")
+                echo(f"  kept as well: {', '.join(plan.protected)}")
             for err in entry.get("errors", []):
-                click.echo(f"  error: {err}", err=True)
+                echo(f"  error: {err}", err=True)
     if as_json:
-        click.echo(redact(json.dumps(report, indent=2)))
+        echo(json.dumps(report, indent=2), is_json=True)
     elif not yes and any(v["delete"] for v in report.values()):
-        click.echo("dry run: add --yes to delete")
+        echo("dry run: add --yes to delete")
     if yes and any(v["deleted"] for v in report.values()):
-        click.echo(f"note: {GC_REMINDER}", err=True)
+        echo(f"note: {GC_REMINDER}", err=True)
     if failed:
         ctx.exit(1)
 
@@ -238,7 +238,7 @@ def promote(ctx, version, source, dests, jobs, as_json, quiet):
     plan = make_plan(config, _derive(config, version), selected, build=False)
     releaser = Releaser(config, plan, make_reporter(quiet), jobs=jobs)
     report = releaser.promote(source)
-    click.echo(redact(json.dumps(report.to_dict(), indent=2)) if as_json else format_report(report, verb="promoted"))
+    echo(json.dumps(report.to_dict(), indent=2), is_json=True) if as_json else echo(format_report(report, verb="promoted"))
     if not report.ok:
         ctx.exit(1)
 

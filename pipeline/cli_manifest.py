@@ -24,6 +24,8 @@ from pathlib import Path
 
 import click
 
+from .output import echo
+
 from .errors import UsageError
 from .redact import redact
 
@@ -54,17 +56,6 @@ def resolve_platform(config, platform: str | None, engine_platform=None) -> str:
                              hint="add it to image.platforms, or build one of those")
         return match
     return str(wanted)
-
-
-def _echo(text: str, *, err: bool = False, is_json: bool = False) -> None:
-    """Print release's output; on GitHub, text that came from registries cannot become a
-    workflow command (pipeline/ci/step.py)."""
-    import os
-    from .ci.step import ci_system, neutralise, neutralise_json
-    text = redact(text)
-    if ci_system(os.environ) == "github":
-        text = neutralise_json(text) if is_json else neutralise(text)
-    click.echo(text, err=err)
 
 
 def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, as_json, quiet,
@@ -111,9 +102,9 @@ def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, 
         from .index import write_record
         write_record(Path(metadata_file), record)
     if as_json:
-        _echo(json.dumps({**report.to_dict(), "record": record}, indent=2), is_json=True)
+        echo(json.dumps({**report.to_dict(), "record": record}, indent=2), is_json=True)
     else:
-        _echo(format_report(report, verb=f"pushed by digest ({chosen})"))
+        echo(format_report(report, verb=f"pushed by digest ({chosen})"))
         if record is not None:
             where = f"record written to {metadata_file}" if metadata_file else "record (no --metadata-file)"
             click.echo(f"{where}: {record['platform']} {record['digest']}")
@@ -121,7 +112,7 @@ def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, 
                 click.echo(redact(json.dumps(record, indent=2)))
     if not report.ok:
         if as_json:
-            _echo(format_report(report), err=True)
+            echo(format_report(report), err=True)
         ctx.exit(1)
 
 
@@ -192,7 +183,8 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
                 click.echo(f"  [{t.registry}] {', '.join(t.ref(tag) for tag in t.tags)}")
         return
     import os
-    from .ci.step import write_step_outputs
+    from .ci.step import check_output_paths, write_step_outputs
+    check_output_paths(os.environ, dotenv)
 
     reporter = make_reporter(quiet)
     releaser = Releaser(config, plan, reporter, jobs=jobs)
@@ -202,10 +194,10 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
         reporter.close()
     write_step_outputs(report, os.environ, dotenv)
     if as_json:
-        _echo(json.dumps(report.to_dict(), indent=2), is_json=True)
+        echo(json.dumps(report.to_dict(), indent=2), is_json=True)
     else:
-        _echo(format_report(report, verb="merged"))
+        echo(format_report(report, verb="merged"))
     if not report.ok:
         if as_json:
-            _echo(format_report(report), err=True)
+            echo(format_report(report), err=True)
         ctx.exit(1)

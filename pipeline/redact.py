@@ -18,8 +18,17 @@ _secrets: set[str] = set()
 MASK = "***"
 
 
+def _mask_command(value: str) -> str:
+    # workflow-command data escaping: the runner reads one line per command
+    return "::add-mask::" + value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
 def register(secret: str | None) -> None:
-    """Remember a secret (and its usual encodings) so `redact` hides it."""
+    """Remember a secret (and its usual encodings) so `redact` hides it.
+
+    A multi-line secret (a service-account JSON, a PEM key) is also remembered line by line:
+    the GitHub runner masks per line, and a partial key must not print either.
+    """
     if not secret or len(secret) < 4:
         return
     variants = {secret}
@@ -27,14 +36,19 @@ def register(secret: str | None) -> None:
         variants.add(base64.b64encode(secret.encode()).decode())
     except Exception:  # pragma: no cover - str always encodes
         pass
+    for line in secret.splitlines():
+        if len(line.strip()) >= 4:
+            variants.add(line.strip())
     with _lock:
         new = variants - _secrets
         _secrets.update(variants)
     if new and os.environ.get("GITHUB_ACTIONS") == "true":
+        # stderr: the runner reads workflow commands from both streams, and stdout
+        # must stay clean for --json. One command per line of each value.
         for value in sorted(new):
-            # stderr: the runner reads workflow commands from both streams, and stdout
-            # must stay clean for --json.
-            sys.stderr.write(f"::add-mask::{value}\n")
+            for line in value.splitlines() or [value]:
+                if len(line.strip()) >= 4:
+                    sys.stderr.write(_mask_command(line.strip()) + "\n")
         sys.stderr.flush()
 
 

@@ -97,13 +97,15 @@ class Releaser:
 
     # -- set-up -----------------------------------------------------------------------------
     def resolve_credentials(self, names=None) -> None:
-        """Before touching anything: every registry's credentials (a named env var must be set)."""
+        """Before touching anything: every registry's credentials (a named env var must be set)
+        and its client (an unreadable ca_file is a usage error now, not after half a release)."""
         for name in names or [t.registry for t in self.plan.targets]:
             if name not in self.credentials:
                 r = self.registries[name]
                 self.credentials[name] = creds_mod.resolve(r.name, r.registry, r.username_env,
                                                            r.password_env, self.env, config=r,
                                                            push=True)
+            self.client(name)
 
     def client(self, name: str) -> RegistryClient:
         if name not in self.clients:

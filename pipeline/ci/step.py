@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -146,6 +147,27 @@ def dotenv_text(report) -> str:
         "RELEASE_OK": "true" if report.ok else "false",
     }
     return "".join(f"{k}={_DOTENV_VALUE.sub('', redact(v))}\n" for k, v in values.items())
+
+
+def check_output_paths(env: Mapping[str, str], dotenv: str | None = None) -> None:
+    """Before any work: every file the step will write can be written (else exit 2, not a
+    pushed release followed by a crash)."""
+    from ..errors import UsageError
+
+    paths = [(name, env.get(name)) for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")]
+    paths.append(("--dotenv", dotenv))
+    for name, value in paths:
+        if not value:
+            continue
+        path = Path(value)
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"{name} {value} is a directory", hint="give a file path")
+        if name != "--dotenv" and not parent.is_dir():
+            raise UsageError(f"{name} {value}: directory {parent} does not exist")
+        probe = path if path.exists() else parent
+        if probe.exists() and not os.access(probe, os.W_OK):
+            raise UsageError(f"{name} {value} is not writable")
 
 
 def write_step_outputs(report, env: Mapping[str, str], dotenv: str | None = None) -> list[str]:

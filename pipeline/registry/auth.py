@@ -169,7 +169,9 @@ class TokenResult:
 
 def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: Credentials, *,
                 verify, timeout: float, allow_http: bool, host: str) -> TokenResult:
-    """Ask the realm of a Bearer challenge for a token covering `scopes`."""
+    """Ask the realm of a Bearer challenge for a token covering `scopes`.
+
+    `allow_http`: the registry is marked insecure (plain-HTTP realms anywhere are accepted)."""
     import requests
 
     realm = challenge.params.get("realm")
@@ -179,7 +181,10 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise RegistryAPIError(f"{host}: token realm is not an http(s) URL: {realm}", auth=True)
     secret = creds.identity_token or creds.password
-    if parts.scheme == "http" and secret and not allow_http:
+    # A loopback registry may speak plain HTTP, but the realm it names is another host:
+    # credentials go over plain HTTP only to a loopback realm, or when the user said insecure.
+    from .transport import is_loopback
+    if parts.scheme == "http" and secret and not (allow_http or is_loopback(parts.netloc)):
         raise RegistryAPIError(
             f"{host}: refusing to send credentials to the plain-HTTP token realm {realm} "
             "(mark the registry insecure if this is intended)", auth=True)

@@ -147,7 +147,7 @@ class Transport:
                     if token is None:
                         result = fetch_token(self.session, ch, scopes, self._token_credentials(),
                                              verify=self.verify, timeout=self.timeout,
-                                             allow_http=self.allow_http, host=self.host)
+                                             allow_http=self.insecure, host=self.host)
                         if result.refresh_token:
                             self._refresh_token = result.refresh_token
                         self.tokens.put(scopes, result.token, result.lifetime)

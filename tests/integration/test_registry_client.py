@@ -212,10 +212,17 @@ def test_wrong_password_is_an_auth_error_without_retries(auth_tls_registry, uniq
 
 
 def test_tls_is_verified(auth_tls_registry, unique_repo):
-    client, sleeps, _ = _client(auth_tls_registry.host, _creds(auth_tls_registry))   # no ca_file
-    with pytest.raises(RegistryAPIError, match="certificate verification failed") as err:
-        client.head_manifest(unique_repo, "latest")
-    assert not err.value.transient and sleeps.waits == []
+    auth_tls_registry.uninstall_ca()      # no ca_file and no /etc/docker/certs.d entry
+    try:
+        client, sleeps, _ = _client(auth_tls_registry.host, _creds(auth_tls_registry))
+        with pytest.raises(RegistryAPIError, match="certificate verification failed") as err:
+            client.head_manifest(unique_repo, "latest")
+        assert not err.value.transient and sleeps.waits == []
+    finally:
+        auth_tls_registry.install_ca()
+    # The CA dockerd trusts (certs.d) is trusted too, without ca_file.
+    client, _, _ = _client(auth_tls_registry.host, _creds(auth_tls_registry))
+    assert client.head_manifest(unique_repo, "latest") is None
     # With the CA: works, over https.
     client, _, _ = _client(auth_tls_registry, _creds(auth_tls_registry))
     assert client.head_manifest(unique_repo, "latest") is None

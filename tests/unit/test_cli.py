@@ -130,3 +130,15 @@ def test_catalog_of_an_unknown_name_is_a_usage_error(project):
     result = run(project, "registry", "catalog", "nosuch")
     assert result.exit_code == 2
     assert "no registry named 'nosuch'" in result.output
+
+
+@pytest.mark.parametrize("ref, phrase", [
+    ("local@sha256:bad", "invalid digest"),
+    ("local:../../x", "invalid tag"),
+    ("local:", "nothing after"),
+    ("lokal:1.0.0", "no registry named 'lokal'"),
+])
+def test_bad_registry_references_are_usage_errors_before_any_request(project, ref, phrase):
+    result = run(project, "registry", "inspect", ref)
+    assert result.exit_code == 2
+    assert phrase in result.output

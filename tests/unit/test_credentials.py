@@ -65,3 +65,15 @@ def test_credential_helper_is_run(tmp_path, monkeypatch):
     assert c.username is None
     assert "docker-credential-fake" in c.source
     assert c.auth_config("reg.example")["identitytoken"] == "idtok-9999"
+
+
+def test_multiline_secrets_are_masked_line_by_line_on_github(monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nbWFza2VkLWxpbmUtdHdv\n-----END PRIVATE KEY-----\n"
+    redact.register(key)
+    err = capsys.readouterr().err
+    masks = [line for line in err.splitlines() if line.startswith("::add-mask::")]
+    assert err.splitlines() == masks                       # nothing but mask commands
+    for line in key.strip().splitlines():
+        assert f"::add-mask::{line}" in masks              # every line of the key is masked
+    assert redact.redact("x MIIEvQIBADANBgkqhkiG9w0BAQEFAASC y") == "x *** y"
