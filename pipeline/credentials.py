@@ -98,13 +98,18 @@ def from_docker_auth_config(host: str, env: Mapping[str, str]) -> Credentials | 
     raw = env.get("DOCKER_AUTH_CONFIG")
     if not raw:
         return None
+    shape = '{"auths": {"HOST": {"auth": "<base64 user:password>"}}}'
     try:
         auths = json.loads(raw).get("auths", {})
     except (ValueError, AttributeError):
-        raise UsageError("DOCKER_AUTH_CONFIG is not valid JSON",
-                         hint='expected {"auths": {"HOST": {"auth": "<base64 user:password>"}}}') from None
+        raise UsageError("DOCKER_AUTH_CONFIG is not valid JSON", hint=f"expected {shape}") from None
+    if not isinstance(auths, dict):
+        raise UsageError("DOCKER_AUTH_CONFIG: \"auths\" must be an object", hint=f"expected {shape}")
     for key in _docker_hub_keys(host):
         entry = auths.get(key)
+        if entry and not isinstance(entry, dict):
+            raise UsageError(f"DOCKER_AUTH_CONFIG: the entry for {key} must be an object",
+                             hint=f"expected {shape}")
         if entry:
             return _entry_to_credentials(entry, "DOCKER_AUTH_CONFIG")
     return None

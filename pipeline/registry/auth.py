@@ -162,9 +162,9 @@ class TokenCache:
 
 @dataclass
 class TokenResult:
-    token: str
-    lifetime: float
-    refresh_token: str | None = None
+    token: str = field(repr=False)
+    lifetime: float = 0.0
+    refresh_token: str | None = field(default=None, repr=False)
 
 
 def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: Credentials, *,

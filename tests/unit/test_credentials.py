@@ -77,3 +77,10 @@ def test_multiline_secrets_are_masked_line_by_line_on_github(monkeypatch, capsys
     for line in key.strip().splitlines():
         assert f"::add-mask::{line}" in masks              # every line of the key is masked
     assert redact.redact("x MIIEvQIBADANBgkqhkiG9w0BAQEFAASC y") == "x *** y"
+
+
+@pytest.mark.parametrize("raw", ['{"auths": []}', '{"auths": {"reg.example": "abc"}}', "not json"])
+def test_malformed_docker_auth_config_is_a_usage_error(raw, tmp_path):
+    with pytest.raises(UsageError, match="DOCKER_AUTH_CONFIG"):
+        credentials.resolve("r", "reg.example", None, None,
+                            env={"DOCKER_AUTH_CONFIG": raw, "DOCKER_CONFIG": str(tmp_path)})
