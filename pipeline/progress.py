@@ -59,6 +59,8 @@ class PlainReporter:
         self._write(f"[{registry}] {ref}: {status}{f' ({digest[:19]})' if digest else ''}")
 
     def retrying(self, registry: str, ref: str, attempt: int, error: str, delay: float) -> None:
+        if self.quiet:      # the summary says what finally failed
+            return
         self._write(f"[{registry}] {ref}: attempt {attempt} failed ({error}); retrying in {delay:.1f}s")
 
 
