@@ -366,6 +366,8 @@ class RegistryClient:
                 page = resp.json().get(key) or []
             except (ValueError, AttributeError):
                 raise RegistryAPIError(f"{self.host}: {what}: answer is not the expected JSON") from None
+            if not isinstance(page, list):
+                raise RegistryAPIError(f"{self.host}: {what}: \"{key}\" is not a list in the answer")
             try:
                 nxt = next_url(resp.url, resp.headers.get("Link"))
             except ValueError as exc:
