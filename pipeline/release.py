@@ -28,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -125,6 +126,15 @@ class Releaser:
                 f"for '{name}' in release.yml, or run `docker login {host}`")
 
     # -- build ------------------------------------------------------------------------------
+    @cached_property
+    def revision(self) -> str | None:
+        """The git sha of the sources, asked once per run (it is a subprocess)."""
+        return git_revision(self.config.path.parent, self.env)
+
+    @cached_property
+    def source(self) -> str | None:
+        return source_url(self.config.path.parent, self.env)
+
     def build(self) -> str:
         if self.plan.platform:
             self.check_emulation([self.plan.platform])
@@ -133,9 +143,7 @@ class Releaser:
     def build_image(self, ref: str, platform: str | None = None, created=None) -> str:
         """Build `ref`; for an explicit platform, check that the image really is for it."""
         image = self.config.image
-        cwd = self.config.path.parent
-        labels = oci_labels(version=self.plan.version, revision=git_revision(cwd, self.env),
-                            source=source_url(cwd, self.env),
+        labels = oci_labels(version=self.plan.version, revision=self.revision, source=self.source,
                             created=created or self._created_label(ref), user=image.labels)
         self.reporter.message(f"building {ref}{f' for {platform}' if platform else ''} from {image.context}")
         kwargs = dict(context=image.context, dockerfile=image.dockerfile, tag=ref,
@@ -205,8 +213,7 @@ class Releaser:
         for candidate in (ref or self.plan.local_ref, *more):
             existing = self.engine.inspect(candidate)
             labels = ((existing or {}).get("Config") or {}).get("Labels") or {}
-            same_source = labels.get(PREFIX + "revision") == git_revision(self.config.path.parent,
-                                                                          self.env)
+            same_source = labels.get(PREFIX + "revision") == self.revision
             if (labels.get(PREFIX + "version") == self.plan.version and same_source
                     and labels.get(PREFIX + "created")):
                 return labels[PREFIX + "created"]
