@@ -243,3 +243,9 @@ def fault_proxy():
     yield factory
     for proxy in reversed(created):
         proxy.stop()
+
+
+@pytest.fixture
+def auth_env(auth_tls_registry):
+    """The env vars a release.yml `registry_block(..., with_auth=True)` names, for auth_tls_registry."""
+    return {"TEST_REG_USER": auth_tls_registry.username, "TEST_REG_PASS": auth_tls_registry.password}

@@ -19,11 +19,6 @@ def repo():
     return f"it/app-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def auth_env(auth_tls_registry):
-    return {"TEST_REG_USER": auth_tls_registry.username, "TEST_REG_PASS": auth_tls_registry.password}
-
-
 def assert_no_secret(proc, secret: str):
     assert secret not in proc.stdout
     assert secret not in proc.stderr

@@ -44,11 +44,6 @@ def repo():
     return f"it/mp-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def auth_env(auth_tls_registry):
-    return {"TEST_REG_USER": auth_tls_registry.username, "TEST_REG_PASS": auth_tls_registry.password}
-
-
 def skopeo_raw(reg, ref: str) -> tuple[bytes, dict]:
     """`skopeo inspect --raw` of host/ref: the exact bytes and their JSON."""
     argv = ["skopeo", "inspect", "--raw"]
