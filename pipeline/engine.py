@@ -8,6 +8,7 @@ and does not raise, so each stream is parsed here and turned into exceptions:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Callable, Iterator
 from . import redact
 from .errors import ReleaseError, UsageError
 
+ENGINE_HINT = "start dockerd (or Docker Desktop), or set DOCKER_HOST"
 DIGEST_LINE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
 
 AUTH_PATTERNS = ("unauthorized", "authentication required", "denied", "no basic auth credentials",
@@ -81,21 +83,54 @@ def _stream_error(chunk: dict) -> str | None:
 
 
 class Engine:
-    """A thin wrapper over docker-py's low-level API with honest error handling."""
+    """A thin wrapper over docker-py's low-level API with honest error handling.
 
-    def __init__(self, client=None, timeout: int = 900):
-        if client is None:
+    docker-py is imported and connected on first use only: image inspect and export go
+    over the local Unix socket when there is one (engine_socket.py), so a release that
+    has nothing to build or push never pays for importing it.
+    """
+
+    def __init__(self, client=None, timeout: int = 900, env=None):
+        from .engine_socket import EngineSocket, socket_path
+
+        self.timeout = timeout
+        self._client = client
+        self._api = client.api if client is not None else None
+        path = socket_path(os.environ if env is None else env) if client is None else None
+        self._socket = EngineSocket(path, timeout) if path else None
+
+    @property
+    def client(self):
+        if getattr(self, "_client", None) is None:
             import docker  # lazy: keeps `release --help` fast
             from docker.errors import DockerException
             try:
-                client = docker.from_env(timeout=timeout)
+                client = docker.from_env(timeout=self.timeout)
                 client.ping()
             except DockerException as exc:
                 raise ReleaseError(
                     f"cannot reach the Docker Engine: {redact.redact(str(exc))}",
-                    hint="start dockerd (or Docker Desktop), or set DOCKER_HOST") from None
-        self.client = client
-        self.api = client.api
+                    hint=ENGINE_HINT) from None
+            self._client = client
+        return self._client
+
+    @client.setter
+    def client(self, value) -> None:
+        self._client = value
+
+    @property
+    def api(self):
+        if getattr(self, "_api", None) is None:
+            self._api = self.client.api
+        return self._api
+
+    @api.setter
+    def api(self, value) -> None:
+        self._api = value
+
+    def _local(self):
+        """The Unix-socket reader, unless this engine was given a client (tests, fakes)."""
+        return getattr(self, "_socket", None) if getattr(self, "_client", None) is None else None
 
     # -- build ------------------------------------------------------------------------------
     def build(self, *, context: Path, dockerfile: str, tag: str, build_args: dict[str, str],
@@ -172,6 +207,17 @@ class Engine:
 
     def export(self, ref: str) -> Iterator[bytes]:
         """`docker save REF` as a stream of tar chunks (layers uncompressed, config exact)."""
+        local = self._local()
+        if local is not None:
+            from .engine_socket import EngineSocketError
+            try:
+                yield from local.export(ref)
+            except EngineSocketError as exc:
+                if exc.status == 404:
+                    raise UsageError(f"local image {ref} not found") from None
+                raise ReleaseError(f"cannot export {ref} from the engine: "
+                                   f"{redact.redact(str(exc))}") from None
+            return
         from docker.errors import APIError, ImageNotFound
         try:
             yield from self.api.get_image(ref)
@@ -183,13 +229,17 @@ class Engine:
 
     # -- local images -----------------------------------------------------------------------
     def image_id(self, ref: str) -> str | None:
-        from docker.errors import ImageNotFound
-        try:
-            return self.api.inspect_image(ref)["Id"]
-        except ImageNotFound:
-            return None
+        info = self.inspect(ref)
+        return info["Id"] if info else None
 
     def inspect(self, ref: str) -> dict | None:
+        local = self._local()
+        if local is not None:
+            from .engine_socket import EngineSocketError
+            try:
+                return local.inspect_image(ref)
+            except EngineSocketError as exc:
+                raise ReleaseError(redact.redact(str(exc)), hint=ENGINE_HINT) from None
         from docker.errors import ImageNotFound
         try:
             return self.api.inspect_image(ref)

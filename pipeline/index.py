@@ -1,15 +1,11 @@
 """Multi-platform images: registry manifests from local images, pushed by digest, and one index.
 
 The Docker SDK builds one platform per build and pushes only tags. So for a release
-with several platforms each platform image is taken from the engine (`docker save`:
-the image config byte for byte, the layers as tar) and turned into a registry
-manifest here:
-
-  * the config blob is the engine's own bytes, so its digest is the local image id;
-  * each layer is gzip-compressed (level 6, no name, mtime 0: the same layer gives the
-    same bytes on every run with the same zlib) and checked against the config's diff_ids;
-  * the manifest is OCI (`index_format: oci`) or Docker v2 (`docker`), so that the index
-    and every manifest in it belong to one media-type family (research §1.6).
+with several platforms each platform image is taken from the engine and turned into a
+registry manifest by image_export.py (config byte for byte, layers gzip-compressed
+once, checked against the config's diff_ids); the manifest is OCI
+(`index_format: oci`) or Docker v2 (`docker`), so that the index and every manifest
+in it belong to one media-type family (research §1.6).
 
 Every blob is HEADed and uploaded if missing, the manifest is PUT by digest: no tag is
 created for a platform image. The index lists the manifests in release.yml's platform
@@ -27,15 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tarfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable
 
 from .errors import ReleaseError, UsageError
-from .platforms import Platform, PlatformError, from_image_config, parse_platform
+from .platforms import Platform, PlatformError, parse_platform
 from .registry.digest import is_digest
 from .registry.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 
@@ -43,13 +37,9 @@ PUSHED, ALREADY = "pushed", "already there"
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-GZIP_LEVEL = 6
 CHUNK = 1024 * 1024
 
 
@@ -146,164 +136,6 @@ class PlatformImage:
 def image_manifest(config: Blob, layers, fam: Family) -> bytes:
     return dump({"schemaVersion": 2, "mediaType": fam.manifest, "config": config.descriptor(),
                  "layers": [layer.descriptor() for layer in layers]})
-
-
-class _ChunkReader:
-    """A read()-able view of an iterator of byte chunks (for tarfile's stream mode).
-
-    Reads are small (tarfile asks for 10 KiB) and chunks large (docker-py yields 2 MiB):
-    keep a position in the current chunk instead of re-slicing a buffer on every read.
-    """
-
-    def __init__(self, chunks: Iterable[bytes]):
-        self._chunks = iter(chunks)
-        self._chunk = b""
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        parts = []
-        while size != 0:
-            if self._pos >= len(self._chunk):
-                try:
-                    self._chunk, self._pos = next(self._chunks), 0
-                except StopIteration:
-                    break
-                continue
-            end = len(self._chunk) if size < 0 else min(len(self._chunk), self._pos + size)
-            parts.append(self._chunk[self._pos:end])
-            if size > 0:
-                size -= end - self._pos
-            self._pos = end
-        return b"".join(parts)
-
-
-def _member_name(name: str) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise ReleaseError(f"the engine's export holds an unsafe path: {name!r}")
-    return str(path)
-
-
-def _extract(chunks: Iterable[bytes], directory: Path) -> dict[str, Path]:
-    """Regular files of a `docker save` stream into `directory`: archive name -> file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path] = {}
-    links: dict[str, str] = {}
-    try:
-        with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tar:
-            for member in tar:
-                name = _member_name(member.name)
-                if member.isreg():
-                    out = directory / f"{len(files):05d}"
-                    source = tar.extractfile(member)
-                    with open(out, "wb") as f:
-                        while block := source.read(CHUNK):
-                            f.write(block)
-                    files[name] = out
-                elif member.issym():
-                    target = str(PurePosixPath(name).parent / member.linkname)
-                    links[name] = os.path.normpath(target)
-                elif member.islnk():
-                    links[name] = _member_name(member.linkname)
-    except tarfile.TarError as exc:
-        raise ReleaseError(f"cannot read the engine's image export: {exc}") from None
-    for name, target in links.items():
-        for _ in range(8):                    # links to links, bounded
-            if target in files or target not in links:
-                break
-            target = links[target]
-        if target in files:
-            files[name] = files[target]
-    return files
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-            size += len(block)
-    return "sha256:" + h.hexdigest(), size
-
-
-def _layer(path: Path, diff_id: str, out: Path, fam: Family) -> Blob:
-    """One layer as a registry blob: gzip it (or take it as it is, if it already is gzip)."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(GZIP_MAGIC):
-        digest, size = _hash_file(path)
-        inner = hashlib.sha256()
-        d = zlib.decompressobj(wbits=47)
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK):
-                inner.update(d.decompress(block))
-        inner.update(d.flush())
-        if "sha256:" + inner.hexdigest() != diff_id:
-            raise ReleaseError(f"layer {diff_id[:19]} of the export does not match its diff_id")
-        return Blob(digest, size, fam.layer_gzip, path=path)
-    if head == ZSTD_MAGIC:
-        if fam.name != "oci":
-            raise ReleaseError("the engine exported a zstd layer, which Docker v2 manifests cannot "
-                               "carry", hint="use index_format: oci")
-        digest, size = _hash_file(path)
-        return Blob(digest, size, OCI_LAYER_ZSTD, path=path)
-    inner, outer, size = hashlib.sha256(), hashlib.sha256(), 0
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    with open(path, "rb") as src, open(out, "wb") as dst:
-        while block := src.read(CHUNK):
-            inner.update(block)
-            packed = z.compress(block)
-            if packed:
-                outer.update(packed)
-                dst.write(packed)
-                size += len(packed)
-        packed = z.flush()
-        outer.update(packed)
-        dst.write(packed)
-        size += len(packed)
-    if "sha256:" + inner.hexdigest() != diff_id:
-        raise ReleaseError(f"layer {diff_id[:19]} of the export does not match its diff_id "
-                           f"(got sha256:{inner.hexdigest()[:12]})")
-    path.unlink(missing_ok=True)               # the tar is no longer needed
-    return Blob("sha256:" + outer.hexdigest(), size, fam.layer_gzip, path=out)
-
-
-def export_image(chunks: Iterable[bytes], workdir: Path, fmt: str, *, image_id: str | None = None,
-                 jobs: int = 4) -> PlatformImage:
-    """A `docker save` stream of ONE image -> a PlatformImage ready to push by digest."""
-    fam = family(fmt)
-    files = _extract(chunks, workdir / "export")
-    if "manifest.json" not in files:
-        raise ReleaseError("the engine's image export has no manifest.json")
-    try:
-        entries = json.loads(files["manifest.json"].read_bytes())
-        (entry,) = entries
-        config_path = files[_member_name(entry["Config"])]
-        layer_paths = [files[_member_name(p)] for p in entry.get("Layers") or []]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReleaseError(f"unexpected layout of the engine's image export: {exc}") from None
-    config_bytes = config_path.read_bytes()
-    config_digest = sha256(config_bytes)
-    if image_id and config_digest != image_id:
-        raise ReleaseError(f"the engine exported config {config_digest[:19]}, expected the image "
-                           f"{image_id[:19]}")
-    config = json.loads(config_bytes)
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    if len(diff_ids) != len(layer_paths):
-        raise ReleaseError(f"the image config lists {len(diff_ids)} layers, the export "
-                           f"{len(layer_paths)}")
-    out = workdir / "layers"
-    out.mkdir(parents=True, exist_ok=True)
-    unique = list(dict.fromkeys(zip(layer_paths, diff_ids)))
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(unique) or 1))) as pool:
-        done = dict(zip(unique, pool.map(
-            lambda i_item: _layer(i_item[1][0], i_item[1][1], out / f"{i_item[0]:03d}.tar.gz", fam),
-            enumerate(unique))))
-    layers = tuple(done[(p, d)] for p, d in zip(layer_paths, diff_ids))
-    config_blob = Blob(config_digest, len(config_bytes), fam.config, data=config_bytes)
-    manifest = image_manifest(config_blob, layers, fam)
-    return PlatformImage(from_image_config(config), config_digest, config_blob, layers, manifest,
-                         fam.manifest)
 
 
 # -- the index ----------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ class Releaser:
         self.registries = {r.name: r for r in config.registries}
         self.credentials: dict = {}
         self.clients: dict[str, RegistryClient] = {}
+        self.manifests: dict[str, bytes] = {}      # digest -> bytes we read or wrote this run
 
     # -- set-up -----------------------------------------------------------------------------
     def resolve_credentials(self, names=None) -> None:
@@ -283,26 +284,37 @@ class Releaser:
         return result
 
     def distribute_immutable(self, report: Report, targets: list[Target], *, known: set[str],
-                             image_id: str | None, first_push=None) -> Target | None:
+                             image_id: str | None, first_push=None, existing=None,
+                             push_all=None) -> Target | None:
         """Put the immutable tag on every target. Returns the source registry, or None on failure.
 
-        `first_push(target) -> RefResult` puts it on one registry when none has it yet
-        (default: the engine pushes `image_id`); every other registry gets a copy.
+        `existing` (registry -> digest or None) is what the immutable tags hold now, if the
+        caller already asked; a digest in `known` is ours and is left alone. When no target
+        has it yet, `push_all(targets) -> {registry: RefResult}` puts it on all of them at
+        once (None: it cannot, use `first_push`); `first_push(target) -> RefResult` puts it
+        on one registry (default: the engine pushes `image_id`), every other gets a copy.
         """
         if first_push is None and image_id is not None:
             first_push = lambda t: self._engine_push(t, image_id)   # noqa: E731
-        existing: dict[str, str | None] = {t.registry: None for t in targets}
-        if known:   # only an image we pushed before can already be there
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                existing = dict(zip(existing, pool.map(lambda t: self._remote_digest(t, t.immutable),
-                                                       targets)))
+        if existing is None:
+            existing = {t.registry: None for t in targets}
+            if known:   # only an image we pushed before can already be there
+                with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                    existing = dict(zip(existing, pool.map(
+                        lambda t: self._remote_digest(t, t.immutable), targets)))
         results: dict[str, RefResult] = {}
         for t in targets:
-            if existing[t.registry] and existing[t.registry] in known:
+            if existing.get(t.registry) and existing[t.registry] in known:
                 results[t.registry] = RefResult(t.registry, t.ref(t.immutable), ALREADY,
                                                 existing[t.registry])
                 self.reporter.push_done(t.registry, t.ref(t.immutable), ALREADY, existing[t.registry])
         source = next((t for t in targets if t.registry in results), None)
+        if source is None and push_all is not None:
+            pushed = push_all(targets)
+            if pushed is not None:
+                results.update(pushed)
+                source = next((t for t in targets if results[t.registry].status == PUSHED), None)
+                first_push = None               # a registry failure: the engine would fail too
         if source is None and first_push is not None:
             for t in targets:           # push through the engine once, to the first that takes it
                 results[t.registry] = first_push(t)
@@ -371,7 +383,10 @@ class Releaser:
 
     def distribute_floating(self, report: Report, source: Target, targets: list[Target]) -> None:
         try:
-            manifest, _ = self.client(source.registry).get_manifest(source.repository, report.digest)
+            manifest = self.manifests.get(report.digest)
+            if manifest is None:
+                manifest, _ = self.client(source.registry).get_manifest(source.repository,
+                                                                        report.digest)
         except RegistryAPIError as exc:
             report.errors.append(f"[{source.registry}] cannot read the manifest {report.digest}: {exc}")
             return
@@ -421,14 +436,79 @@ class Releaser:
         image_id = self.build() if build else self.engine.require_image(self.plan.local_ref)
         report.image_id = image_id
         info = self.engine.inspect(image_id) or {}
-        known = {d.split("@", 1)[1] for d in info.get("RepoDigests") or [] if "@" in d}
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:
-            source = self.distribute_immutable(report, targets, known=known, image_id=image_id)
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                held = dict(zip([t.registry for t in targets],
+                                pool.map(lambda t: self._holding(t, image_id), targets)))
+            ours = next((held[t.registry] for t in targets if held[t.registry]), None)
+            known = set()
+            if ours:
+                known.add(ours[0])
+                self.manifests[ours[0]] = ours[1]
+            source = self.distribute_immutable(
+                report, targets, known=known, image_id=image_id,
+                existing={name: h[0] if h else None for name, h in held.items()},
+                push_all=lambda ts: self._push_local(ts, image_id, info))
             return self._finish(report, source, targets)
         finally:
             self.reporter.stop()
+
+    def _holding(self, target: Target, image_id: str) -> tuple[str, bytes] | None:
+        """(digest, bytes) of the manifest under the immutable tag when it is this very image:
+        its config is the local image, whoever compressed the layers. Else None."""
+        from .registry.manifest import ManifestError, parse_manifest
+
+        try:
+            body, info = self.client(target.registry).get_manifest(target.repository,
+                                                                   target.immutable)
+            manifest = parse_manifest(body, info.media_type)
+        except (RegistryAPIError, ManifestError):
+            return None     # absent, unreachable or refused: the push itself will say why
+        if manifest.is_index or not manifest.blobs or manifest.blobs[0].digest != image_id:
+            return None
+        return info.digest, body
+
+    def _push_local(self, targets: list[Target], image_id: str, info: dict) -> dict | None:
+        """The local image to every target at once (fanout_push.py). None when the engine's
+        export cannot be turned into a manifest here: the engine then pushes it itself."""
+        from .engine import PushProgress
+        from .fanout_push import PushTarget, push_local_image
+
+        for t in targets:
+            self.reporter.push_started(t.registry, t.ref(t.immutable))
+
+        def on_blob(name, blob, status):
+            self.reporter.push_progress(name, PushProgress(blob.digest[7:19], status, blob.size,
+                                                           blob.size))
+
+        workdir = Path(tempfile.mkdtemp(prefix="release-push-"))
+        try:
+            image, outcomes = push_local_image(
+                self.engine.export(image_id),
+                [PushTarget(t.registry, self.client(t.registry), t.repository, t.immutable)
+                 for t in targets],
+                workdir, image_id=image_id, diff_ids=(info.get("RootFS") or {}).get("Layers") or (),
+                jobs=self.jobs, on_blob=on_blob)
+        except ReleaseError as exc:
+            self.reporter.message(f"cannot push {image_id[:19]} through the registry API "
+                                  f"({exc.message}); the engine pushes it instead")
+            return None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.manifests[image.digest] = image.manifest
+        results = {}
+        for t in targets:
+            out = outcomes[t.registry]
+            res = RefResult(t.registry, t.ref(t.immutable), out.status, out.digest, out.seconds)
+            if out.error is not None:
+                res.status = FAILED
+                res.error = str(out.error) + (f" — {self._auth_hint(t.registry, t.host)}"
+                                              if out.error.auth else "")
+            results[t.registry] = res
+            self.reporter.push_done(t.registry, res.ref, res.status, res.digest)
+        return results
 
     def promote(self, source_name: str) -> Report:
         """promote: the image already released on `source_name` goes to the plan's targets."""
@@ -458,7 +538,7 @@ class Releaser:
     # -- several platforms --------------------------------------------------------------------
     def _platform_images(self, platforms, *, build: bool, workdir: Path) -> list:
         """Build (or take) each platform's local image and turn it into a registry manifest."""
-        from .index import export_image
+        from .image_export import export_image
         from .platforms import parse_platform
 
         created = None

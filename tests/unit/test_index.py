@@ -13,15 +13,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ReleaseError, UsageError
+from pipeline.image_export import _ChunkReader, export_image
 from pipeline.index import (
     ALREADY,
     PUSHED,
     Blob,
     IndexEntry,
-    _ChunkReader,
     build_index,
     check_records,
-    export_image,
     make_record,
     push_image,
     put_by_digest,

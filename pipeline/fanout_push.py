@@ -1,0 +1,127 @@
+"""Push one local image to several registries at once, through the registry API.
+
+`docker push` compresses every layer again for every registry, and only one registry
+at a time. Here the engine exports the image once (`docker save`), image_export.py
+compresses each layer once, and every registry receives each layer the moment it is
+packed: uploads of one layer overlap the compression of the next, and all registries
+upload in parallel. Then each registry gets the config and the manifest under the
+immutable tag. Compression is deterministic, so a layer a registry already holds
+(the unchanged base of the previous release) is found by a HEAD and not sent again.
+
+A registry that fails is reported and left out while the others go on; the release
+flow applies the all-or-nothing rule for floating tags. Blobs already uploaded to a
+registry that then failed are harmless: no manifest refers to them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .index import Blob, PlatformImage
+from .registry.errors import RegistryAPIError
+
+PUSHED, FAILED = "pushed", "failed"
+
+
+@dataclass
+class PushTarget:
+    name: str                 # the registry's name in release.yml
+    client: object            # RegistryClient
+    repository: str
+    tag: str
+
+
+@dataclass
+class PushOutcome:
+    status: str = FAILED
+    digest: str | None = None
+    error: RegistryAPIError | None = None
+    seconds: float = 0.0
+    blobs_sent: int = 0
+    blobs_present: int = 0
+
+
+@dataclass
+class _State:
+    target: PushTarget
+    outcome: PushOutcome = field(default_factory=PushOutcome)
+    futures: list[Future] = field(default_factory=list)
+    failed: RegistryAPIError | None = None
+
+
+def _send(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
+    if state.failed is not None:          # this registry already failed: do not load it further
+        return
+    t = state.target
+    try:
+        if t.client.head_blob(t.repository, blob.digest) is not None:
+            with lock:
+                state.outcome.blobs_present += 1
+            on_blob(t.name, blob, "already there")
+            return
+        t.client.upload_blob(t.repository, blob.digest, blob.size, blob.source())
+    except RegistryAPIError as exc:
+        with lock:
+            state.failed = state.failed or exc
+        return
+    with lock:
+        state.outcome.blobs_sent += 1
+    on_blob(t.name, blob, "pushed")
+
+
+def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir: Path, *,
+                     image_id: str, diff_ids: Iterable[str], jobs: int = 4,
+                     on_blob: Callable[[str, Blob, str], None] = lambda name, blob, status: None,
+                     ) -> tuple[PlatformImage, dict[str, PushOutcome]]:
+    """Export, compress once, upload everywhere, then PUT each target's manifest by its tag.
+
+    Raises ReleaseError when the export itself is unusable (nothing is tagged then);
+    registry failures end up in the outcomes, one per target name.
+    """
+    from .image_export import export_image
+
+    start = time.monotonic()
+    lock = threading.Lock()
+    states = [_State(t) for t in targets]
+    sent: set[str] = set()
+    workers = max(2, min(32, jobs * len(states)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fanout") as pool:
+        def fan_out(blob: Blob) -> None:
+            sent.add(blob.digest)
+            for s in states:
+                s.futures.append(pool.submit(_send, s, blob, lock, on_blob))
+
+        try:
+            image = export_image(export, workdir, "docker", image_id=image_id, diff_ids=diff_ids,
+                                 on_layer=fan_out)
+        except BaseException:
+            for s in states:
+                s.failed = s.failed or RegistryAPIError("cancelled: the export failed")
+            raise
+        for blob in image.blobs:                  # the config, and anything not announced
+            if blob.digest not in sent:
+                fan_out(blob)
+
+        for s in states:                          # uploads first (errors are in the states)
+            for f in s.futures:
+                f.result()
+
+        def finish(s: _State) -> None:
+            t, out = s.target, s.outcome
+            if s.failed is None:
+                try:
+                    t.client.put_manifest(t.repository, t.tag, image.manifest, image.media_type)
+                    out.status, out.digest = PUSHED, image.digest
+                except RegistryAPIError as exc:
+                    s.failed = exc
+            out.error = s.failed
+            out.seconds = time.monotonic() - start
+
+        for f in [pool.submit(finish, s) for s in states]:
+            f.result()
+    return image, {s.target.name: s.outcome for s in states}
