@@ -156,6 +156,10 @@ def plan(ctx, version, registries, no_build, as_json):
               help="Registries pushed in parallel.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of the table.")
 @click.option("-q", "--quiet", is_flag=True, help="No build output or progress; errors and summary only.")
+@click.option("--engine-push", is_flag=True,
+              help="Let the engine push (`docker push`) to the first registry and copy from there, "
+                   "instead of exporting the image once and uploading it to all registries at once. "
+                   "Slower; the digest is then the one a plain `docker push` gives.")
 @click.option("--platform", metavar="OS/ARCH", help="With --push-by-digest: the one platform to build.")
 @click.option("--push-by-digest", is_flag=True,
               help="Build one platform and push it by digest (no tag) to the first registry; "
@@ -166,8 +170,8 @@ def plan(ctx, version, registries, no_build, as_json):
               help="Also write a dotenv report (RELEASE_VERSION, RELEASE_DIGEST, RELEASE_TAGS, RELEASE_OK), "
                    "e.g. for GitLab's artifacts:reports:dotenv.")
 @click.pass_context
-def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, platform,
-               push_by_digest, metadata_file, dotenv):
+def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, engine_push,
+               platform, push_by_digest, metadata_file, dotenv):
     """Build once, push VERSION and its tags to every registry, verify the digests.
 
     With several image.platforms: one build per platform, each pushed by digest, one
@@ -201,7 +205,7 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     from .summary import format_report
 
     reporter = make_reporter(quiet)
-    releaser = Releaser(config, p, reporter, engine=None, jobs=jobs)
+    releaser = Releaser(config, p, reporter, engine=None, jobs=jobs, engine_push=engine_push)
     releaser.resolve_credentials()  # a missing env var is a usage error before any work
     from .ci.step import check_output_paths
     check_output_paths(os.environ, dotenv)

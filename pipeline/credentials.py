@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
@@ -138,22 +139,17 @@ def _entry_to_credentials(entry: Mapping, source: str) -> Credentials | None:
 
 
 def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
-    """Ask docker-py's own resolver (credHelpers -> credsStore -> auths)."""
-    from docker import auth as docker_auth  # lazy: keep `release --help` fast
-    from docker.errors import DockerException
+    """The Docker CLI's credentials for `host` (credHelpers -> credsStore -> auths)."""
+    from .cloud.dockerconfig import lookup
 
-    config_dir = env.get("DOCKER_CONFIG")
-    config_path = os.path.join(config_dir, "config.json") if config_dir else None
     try:
-        config = docker_auth.load_config(config_path=config_path)
-        entry = config.resolve_authconfig(host)
-    except (DockerException, OSError, ValueError) as exc:
+        found = lookup(host, env)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"could not read Docker credentials for {host}: {redact.redact(str(exc))}",
                          hint="check ~/.docker/config.json and its credential helper") from None
-    if not entry:
+    if found is None:
         return None
-    store = config.get_credential_store(host)
-    source = f"credential helper docker-credential-{store}" if store else "Docker config"
+    entry, source = found
     return _entry_to_credentials(entry, source)
 
 

@@ -85,7 +85,11 @@ class Report:
 
 
 class Releaser:
-    def __init__(self, config, plan: Plan, reporter, *, engine=None, jobs: int = 4, env=None):
+    def __init__(self, config, plan: Plan, reporter, *, engine=None, jobs: int = 4, env=None,
+                 engine_push: bool = False):
+        """`engine_push`: the engine pushes to the first registry (`docker push`, its own
+        compression) and the others get copies, instead of fanout_push.py's one export."""
+        self.engine_push = engine_push
         self.config = config
         self.plan = plan
         self.reporter = reporter
@@ -450,7 +454,7 @@ class Releaser:
             source = self.distribute_immutable(
                 report, targets, known=known, image_id=image_id,
                 existing={name: h[0] if h else None for name, h in held.items()},
-                push_all=lambda ts: self._push_local(ts, image_id, info))
+                push_all=None if self.engine_push else lambda ts: self._push_local(ts, image_id, info))
             return self._finish(report, source, targets)
         finally:
             self.reporter.stop()

@@ -1,6 +1,10 @@
-"""`release login --docker-config`: store credentials for the user's own `docker` CLI, on request.
+"""The Docker CLI's own credentials: read them (`lookup`) and, on request, store them.
 
-Where `docker login` would put them: the credential helper for the host (`credHelpers`),
+`lookup` resolves a host as docker-py and the docker CLI do, without importing
+docker-py (it costs more than a whole no-op release): the credential helper for the
+host (`credHelpers`), else the default store (`credsStore`), else `auths`.
+
+`store` (`release login --docker-config`) writes where `docker login` would: the credential helper for the host (`credHelpers`),
 else the default store (`credsStore`), else `auths` in $DOCKER_CONFIG/config.json
 (~/.docker/config.json) as base64 `user:password` (file mode 0600). Docker Hub's key is
 `https://index.docker.io/v1/`. A host served by docker-credential-ecr-login (which gets
@@ -33,6 +37,69 @@ def config_path(env: Mapping[str, str]) -> Path:
 def server_key(host: str) -> str:
     return DOCKER_HUB_KEY if host in ("docker.io", "index.docker.io", "registry-1.docker.io") \
         else host
+
+
+def _hostname(key: str) -> str:
+    """An `auths` key as a host: scheme and path dropped, Docker Hub's names as docker.io."""
+    name = key.replace("http://", "").replace("https://", "").split("/", 1)[0]
+    return "docker.io" if name in ("index.docker.io", "registry-1.docker.io") else name
+
+
+def lookup(host: str, env: Mapping[str, str]) -> tuple[dict, str] | None:
+    """(entry, source) for `host` from the Docker config, or None when it has nothing for it.
+
+    An entry has docker-py's keys (auth / username / password / identitytoken, any case).
+    Raises RuntimeError naming the file or helper when either is broken.
+    """
+    path = config_path(env)
+    config = _read(path)
+    if not config:
+        return None
+    key = server_key(host)
+    helpers = config.get("credHelpers") or {}
+    helper = helpers.get(key) or helpers.get(host) or config.get("credsStore")
+    if helper:
+        found = _helper_get(helper, key, env)
+        if found is not None:
+            return found, f"credential helper docker-credential-{helper}"
+    auths = config.get("auths")
+    if auths is None and not helpers and not config.get("credsStore"):
+        auths = config                          # the legacy layout: hosts at the top level
+    if not isinstance(auths, dict):
+        return None
+    wanted = _hostname(key)
+    for name, entry in auths.items():
+        if isinstance(entry, dict) and (name == key or _hostname(name) == wanted):
+            return entry, "Docker config"
+    return None
+
+
+def _helper_get(helper: str, key: str, env: Mapping[str, str]) -> dict | None:
+    name = f"docker-credential-{helper}"
+    env = {**os.environ, **env}                 # the helper may need HOME, DBUS_*, PATH, ...
+    binary = which(name, env)
+    if binary is None:
+        raise RuntimeError(f"{name} (credsStore/credHelpers in the Docker config) is not on PATH")
+    proc = subprocess.run([binary, "get"], input=key, capture_output=True, text=True,
+                          timeout=60, env=env)
+    out = proc.stdout.strip()
+    if proc.returncode != 0:
+        if "credentials not found" in out.lower() or "credentials not found" in proc.stderr.lower():
+            return None
+        message = redact.redact((out + "\n" + proc.stderr).strip().splitlines()[-1]
+                                if (out + proc.stderr).strip() else "no message")
+        raise RuntimeError(f"{name} get failed (exit {proc.returncode}): {message}")
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise RuntimeError(f"{name} get did not answer with JSON") from None
+    if not isinstance(data, dict) or not data.get("Secret"):
+        return None
+    username, secret = data.get("Username") or "", data["Secret"]
+    redact.register(secret)
+    if username == "<token>":
+        return {"IdentityToken": secret}
+    return {"Username": username, "Password": secret}
 
 
 def store(host: str, creds: Credentials, env: Mapping[str, str]) -> str:

@@ -74,10 +74,16 @@ def test_entra_token_exchanged_then_login_and_push(tmp_path, docker_engine, acr_
     assert server.exchanges[0] == {"grant_type": "access_token", "service": server.service,
                                    "tenant": TENANT}
 
-    push = run_release(config, "build-push", "1.0.0", "--json", env=env)
+    # az CLI: the engine pushes with the exchanged credentials (auth_config per call);
+    # azure-identity: our registry client uploads the export with them.
+    engine_push = ["--engine-push"] if via == "az CLI" else []
+    before = server.count(user=NULL_USER)
+    push = run_release(config, "build-push", "1.0.0", "--json", *engine_push, env=env)
     assert push.returncode == 0, push.stderr + push.stdout
     assert acr_registry.tags(repo) == sorted(["1.0.0", "1.0", "1", "latest"])
-    assert server.count(user=NULL_USER, user_agent="docker/") >= 1     # the daemon used it too
+    assert server.count(user=NULL_USER) > before                      # the push used them
+    if engine_push:
+        assert server.count(user=NULL_USER, user_agent="docker/") >= 1  # the daemon did
     for proc in (login, push):
         assert masked(proc, server.refresh_token) and masked(proc, entra["acr"])
         assert_no_leak(proc, server.refresh_token, entra["acr"], entra["arm"], user=NULL_USER)
