@@ -1,4 +1,4 @@
-"""A small OCI Distribution API client (on requests): auth, manifests, blobs, copy, tags.
+"""A small OCI Distribution API client (standard-library HTTP): auth, manifests, blobs, copy, tags.
 
     reference.py  parse_reference / Reference (Docker Hub rules)
     client.py     RegistryClient: manifests, blobs, uploads, mounts, tags, catalog, delete
@@ -10,7 +10,8 @@
     stream.py     verifying blob download stream, sized upload body
     links.py      Link header pagination;  limits.py per-host concurrency
     manifest.py   media types, manifest parsing;  digest.py digests and verification
-    errors.py     RegistryAPIError and error-body parsing;  tls.py CA bundle with ca_file
+    errors.py     RegistryAPIError and error-body parsing;  tls.py CAs with ca_file
+    http.py       HTTP/1.1 Session on http.client: keep-alive pool, TLS, proxies, redirects
 
 Submodules are imported lazily by their users: `import pipeline.registry` stays cheap.
 """

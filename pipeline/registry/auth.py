@@ -171,8 +171,9 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
                 verify, timeout: float, allow_http: bool, host: str) -> TokenResult:
     """Ask the realm of a Bearer challenge for a token covering `scopes`.
 
-    `allow_http`: the registry is marked insecure (plain-HTTP realms anywhere are accepted)."""
-    import requests
+    `session` is the transport's http.Session. `allow_http`: the registry is marked insecure
+    (plain-HTTP realms anywhere are accepted)."""
+    from .http import HTTPError
 
     realm = challenge.params.get("realm")
     if not realm:
@@ -209,7 +210,7 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
         params.append(("client_id", CLIENT_ID))
         resp = session.get(realm, params=params, auth=auth, timeout=timeout, verify=verify)
         return _token_from(resp, host, what)
-    except requests.exceptions.RequestException as exc:
+    except HTTPError as exc:
         raise connection_error(host, what, exc) from None
 
 

@@ -1,4 +1,4 @@
-"""A small OCI Distribution API client on requests: manifests, blobs, tags, catalog.
+"""A small OCI Distribution API client (HTTP on the standard library): manifests, blobs, tags, catalog.
 
     client = RegistryClient("localhost:5000", creds, ca_file=None, insecure=False)
     info = client.head_manifest("team/app", "1.0")             # ManifestInfo | None
@@ -9,7 +9,7 @@
 Every public operation is retried as a whole on transient failures (retry.py), holds
 one of the host's concurrency slots (limits.py) and raises RegistryAPIError
 (`.status`, `.auth`, `.transient`) whose message is redacted. Connection, TLS and
-authentication details live in transport.py and auth.py.
+authentication details live in transport.py and auth.py, HTTP itself in http.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
 from .reference import normalize_host
 from .retry import retrying
 from .stream import BlobStream, Source
-from .tls import docker_certs_d_ca, verify_setting
+from .tls import docker_certs_d_ca, ssl_verify
 from .transport import Transport, is_loopback
 
 __all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES",
@@ -63,7 +63,7 @@ class RegistryClient:
         self._sleep = sleep
         self._on_retry = on_retry
         try:
-            verify = verify_setting(ca_file or docker_certs_d_ca(host))
+            verify = ssl_verify(ca_file or docker_certs_d_ca(host))
         except OSError as exc:
             raise UsageError(f"registry {host}: cannot read ca_file {ca_file}: {exc.strerror or exc}",
                              hint="ca_file must be a PEM file with the registry's CA certificate") from None

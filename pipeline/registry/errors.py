@@ -64,7 +64,7 @@ def error_details(resp) -> tuple[str | None, str]:
 
 def _body_prefix(resp) -> bytes:
     """At most MAX_ERROR_BODY bytes of the body (works for streamed and loaded responses)."""
-    loaded = getattr(resp, "_content", False)       # requests' cache of an already-read body
+    loaded = getattr(resp, "_content", None)        # http.Response: the body once read, else None
     if isinstance(loaded, bytes):
         return loaded[:MAX_ERROR_BODY]
     chunks, n = [], 0

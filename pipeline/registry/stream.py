@@ -33,12 +33,11 @@ class BlobStream:
         self._used = False
 
     def _raw(self) -> Iterator[bytes]:
-        import requests
-        import urllib3
+        from .http import HTTPError
 
         try:
             yield from self._resp.iter_content(READ_CHUNK)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (HTTPError, OSError) as exc:
             raise connection_error(self._host, f"reading {self._where}", exc) from None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -67,7 +66,7 @@ class BlobStream:
 class SizedBody:
     """An iterable request body with a known length.
 
-    requests sends `Transfer-Encoding: chunked` for generators without a length,
+    http.Session sends `Transfer-Encoding: chunked` for iterables without a length,
     which some registries refuse for a monolithic PUT; `__len__` makes it send
     `Content-Length` and stream the chunks as they come.
     """

@@ -1,16 +1,19 @@
-"""Which CAs to trust: the system bundle plus the registry's private CA (`ca_file`).
+"""Which CAs to trust: the system ones plus the registry's private CA (`ca_file`).
 
 Like dockerd's certs.d, `ca_file` *adds* a CA: the registry itself may use a
 private CA while its token realm or blob storage redirects (S3, GCS) use public
-certificates. requests takes one bundle file, so we write the concatenation once
-per ca_file to a private temporary file, removed at exit.
+certificates. For the registry client (http.py) that is one cached SSLContext
+per ca_file: the system CAs, then load_verify_locations(ca_file).
+
+`verify_setting` is for code that still talks through requests (pipeline/cloud/acr.py):
+requests takes one bundle file, so it gets the concatenation, written once per
+ca_file to a private temporary file removed at exit.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -28,6 +31,17 @@ def docker_certs_d_ca(host: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def ssl_verify(ca_file: str | os.PathLike | None):
+    """The `verify=` value for http.Session: True (system CAs) or an ssl.SSLContext trusting
+    the system CAs and `ca_file`. Raises OSError when ca_file is missing or holds no PEM CA
+    (ssl.SSLError is an OSError)."""
+    if not ca_file:
+        return True
+    from .http import ssl_context
+
+    return ssl_context(True, extra_cafile=Path(ca_file).resolve())
+
+
 def verify_setting(ca_file: str | os.PathLike | None):
     """The value for requests' `verify=`: True (system CAs) or a combined bundle path."""
     if not ca_file:
@@ -37,6 +51,8 @@ def verify_setting(ca_file: str | os.PathLike | None):
         if key in _bundles:
             return _bundles[key]
         extra = Path(key).read_bytes()          # raises a clear OSError if missing
+        import tempfile
+
         from requests.utils import DEFAULT_CA_BUNDLE_PATH
         system = Path(os.environ.get("REQUESTS_CA_BUNDLE") or DEFAULT_CA_BUNDLE_PATH).read_bytes()
         fd, path = tempfile.mkstemp(prefix="release-ca-", suffix=".pem")

@@ -14,7 +14,10 @@ credentials that were just refused is pointless and is not done. A request
 whose body was a stream cannot be replayed: its 401 is raised as transient so
 the caller's retry reopens the source.
 
-No retries here: callers wrap whole operations (retry.py).
+HTTP goes through http.Session (standard library, keep-alive pool; not requests, whose
+import alone costs more than a no-op run). No retries here: callers wrap whole operations
+(retry.py); the session only re-sends a request once when a pooled keep-alive connection
+turns out to be closed by the server before it answered.
 """
 
 from __future__ import annotations
@@ -49,8 +52,7 @@ def is_loopback(host: str) -> bool:
 class Transport:
     def __init__(self, host: str, credentials: Credentials, *, verify, insecure: bool,
                  timeout: float, pool_size: int = 16):
-        import requests
-        from requests.adapters import HTTPAdapter
+        from .http import Session
 
         self.host = host
         self.api_host = api_host(host)
@@ -63,10 +65,7 @@ class Transport:
         self.timeout = timeout
         self.insecure = insecure
         self.allow_http = insecure or is_loopback(self.api_host)
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self.session = Session(pool_size=pool_size)
         self.verify = verify
         self.base: str | None = None
         self.challenge: Challenge | None = None
@@ -78,7 +77,7 @@ class Transport:
     # -- connection -------------------------------------------------------------------------
     def ping(self) -> None:
         """Find a working base URL and the auth challenge (once; failures are not cached)."""
-        import requests
+        from .http import HTTPError
 
         if self.base is not None:
             return
@@ -94,10 +93,8 @@ class Transport:
             for scheme, verify in attempts:
                 url = f"{scheme}://{self.api_host}/v2/"
                 try:
-                    if verify is False:
-                        _quiet_insecure_warnings()
                     resp = self.session.get(url, timeout=self.timeout, verify=verify)
-                except requests.exceptions.RequestException as exc:
+                except HTTPError as exc:
                     errors.append(exc)
                     continue
                 with resp:
@@ -194,7 +191,7 @@ class Transport:
         Connection errors become RegistryAPIError(transient=True). Bodies that are
         iterators must pass replayable=False.
         """
-        import requests
+        from .http import HTTPError
 
         self.ping()
         url = self.url(path_or_url)
@@ -211,7 +208,7 @@ class Transport:
                                             allow_redirects=allow_redirects)
             except RegistryAPIError:
                 raise                           # from a verifying body iterator
-            except requests.exceptions.RequestException as exc:
+            except HTTPError as exc:
                 raise connection_error(self.host, what, exc) from None
             if resp.status_code != 401 or attempt == 1:
                 return resp
@@ -225,9 +222,3 @@ class Transport:
                                        "(expired?); the whole operation will be retried",
                                        status=401, transient=True)
         return resp
-
-
-def _quiet_insecure_warnings() -> None:
-    import urllib3
-
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

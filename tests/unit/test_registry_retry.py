@@ -6,9 +6,9 @@ import json
 from email.utils import formatdate
 
 import pytest
-import requests
 
 from pipeline.registry.errors import RegistryAPIError, from_response
+from pipeline.registry.http import Response
 from pipeline.registry.retry import backoff, parse_retry_after, retrying, wait_for
 
 NOW = 1_700_000_000.0
@@ -80,12 +80,8 @@ def test_gives_up_after_the_attempts_with_the_last_error():
         _run(errors, attempts=3)
 
 
-def _response(status: int, body: bytes = b"", headers: dict | None = None) -> requests.Response:
-    r = requests.Response()
-    r.status_code = status
-    r._content = body
-    r.headers.update(headers or {})
-    return r
+def _response(status: int, body: bytes = b"", headers: dict | None = None) -> Response:
+    return Response(status, body, headers)
 
 
 @pytest.mark.parametrize("status, transient, auth", [
