@@ -48,6 +48,10 @@ What it does:
     "CERTIFICATE_VERIFY_FAILED", "Hostname mismatch"); never a header value or a password.
   * Timeout: `timeout` seconds for connecting and for every read (or a (connect, read) pair).
 
+A loopback https target gets an unverified TLS handshake first while the verifying context
+is not built yet (Session._probe_tls): a plain-HTTP registry on 127.0.0.1 then costs no CA
+loading at all; a TLS one costs one extra local handshake, once per process.
+
 Deliberately not supported: cookies, ~/.netrc, Content-Encoding (we ask for `identity`; a
 blob must arrive byte for byte), HTTP/2, https:// and SOCKS proxies, file objects as bodies,
 client certificates, `Expect: 100-continue`. http.client imports ssl itself, so ssl is not
@@ -239,14 +243,7 @@ def ssl_context(verify=True, *, extra_cafile=None) -> ssl.SSLContext:
     """
     if isinstance(verify, ssl.SSLContext):
         return verify
-    env = os.environ
-    if verify is False:
-        key: tuple = ("none",)
-    elif verify is True:
-        key = ("default", env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
-               env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR"), _stat(extra_cafile))
-    else:
-        key = ("path", os.fspath(verify), _stat(verify), _stat(extra_cafile))
+    key = _context_key(verify, extra_cafile)
     ctx = _contexts.get(key)
     if ctx is None:
         with _contexts_lock:            # one build at a time: loading the CAs takes ~50 ms
@@ -254,6 +251,20 @@ def ssl_context(verify=True, *, extra_cafile=None) -> ssl.SSLContext:
             if ctx is None:
                 ctx = _contexts[key] = _new_context(verify, key, extra_cafile)
     return ctx
+
+
+def _context_key(verify, extra_cafile=None) -> tuple:
+    env = os.environ
+    if verify is False:
+        return ("none",)
+    if verify is True:
+        return ("default", env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+                env.get("SSL_CERT_FILE"), env.get("SSL_CERT_DIR"), _stat(extra_cafile))
+    return ("path", os.fspath(verify), _stat(verify), _stat(extra_cafile))
+
+
+def _context_built(verify) -> bool:
+    return isinstance(verify, ssl.SSLContext) or _context_key(verify) in _contexts
 
 
 def _stat(path):
@@ -718,6 +729,19 @@ def _with_params(url: str, params) -> str:
     return f"{base}{sep}{query}{hash_}{fragment}"
 
 
+def _is_loopback(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    if not (host[:1].isdigit() or ":" in host):
+        return False
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _dropped(sock) -> bool:
     """Has the server closed (or written to) this idle connection?"""
     try:
@@ -891,7 +915,11 @@ class Session:
             if proxy_url:
                 proxy = _parse_proxy(proxy_url)
                 what += f" (via proxy {proxy[0]}:{proxy[1]})"
-        ctx = ssl_context(verify) if scheme == "https" else None
+        ctx = None
+        if scheme == "https":
+            if proxy is None and not _context_built(verify) and _is_loopback(host):
+                self._probe_tls(host, port, connect_timeout, what)
+            ctx = ssl_context(verify)
         key = (scheme, host.lower(), port, ctx, proxy)
 
         lines: list[tuple[str, str]] = [("Host", host_header)]
@@ -931,6 +959,14 @@ class Session:
         for hook in self.hooks.get("response", ()):
             hook(resp)
         return resp
+
+    def _probe_tls(self, host, port, timeout, what) -> None:
+        """Does this loopback server speak TLS at all? Asked before building a verifying
+        context, which loads every system CA (~40 ms with OpenSSL 3): on a plain-HTTP
+        registry (Transport.ping tries https first) the handshake fails before any
+        certificate is seen, with the same error. When the server does speak TLS, the
+        probe connection is closed and the real, verified one follows (loopback: ~1 ms)."""
+        self._connect("https", host, port, ssl_context(False), None, timeout, what).close()
 
     def _connect(self, scheme, host, port, ctx, proxy, timeout, what):
         conn_host, conn_port = (proxy[0], proxy[1]) if proxy else (host, port)

@@ -428,6 +428,18 @@ def test_name_mismatch_is_a_verification_error(pki):
         srv.stop()
 
 
+def test_plain_http_loopback_server_costs_no_ca_loading(server, tls_server, pki, tmp_path):
+    ca = tmp_path / "ca.pem"                     # a path no other test used: a fresh cache key
+    ca.write_bytes(pki.ca_cert.read_bytes())
+    s = h.Session()
+    with pytest.raises(h.SSLError, match="WRONG_VERSION_NUMBER|wrong version|record layer"):
+        s.get(f"https://127.0.0.1:{server.port}/echo", verify=str(ca))    # http server
+    assert not h._context_built(str(ca))
+    # A TLS server: probed, then verified for real (a wrong CA still fails).
+    assert s.get(tls_server.url("/echo"), verify=str(ca)).ok
+    assert h._context_built(str(ca))
+
+
 def test_bad_ca_file_is_an_os_error(tmp_path):
     bad = tmp_path / "not-a-ca.pem"
     bad.write_text("hello\n")
