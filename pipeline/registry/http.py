@@ -917,7 +917,8 @@ class Session:
                 what += f" (via proxy {proxy[0]}:{proxy[1]})"
         ctx = None
         if scheme == "https":
-            if proxy is None and not _context_built(verify) and _is_loopback(host):
+            if (verify is not False and proxy is None and not _context_built(verify)
+                    and _is_loopback(host)):
                 self._probe_tls(host, port, connect_timeout, what)
             ctx = ssl_context(verify)
         key = (scheme, host.lower(), port, ctx, proxy)
