@@ -14,8 +14,31 @@ from .redact import redact
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Subcommands whose modules load only when named (or listed by --help): start-up stays lean.
+LAZY_COMMANDS = {
+    "registry": ("cli_chores", "registry_group"),
+    "prune": ("cli_chores", "prune"),
+    "promote": ("cli_chores", "promote"),
+    "manifest": ("cli_manifest", "manifest_group"),
+    "login": ("cli_login", "login"),
+    "ci": ("cli_ci", "ci_group"),
+}
+
+
 class ReleaseGroup(click.Group):
     """Turns our errors into `error: ...` on stderr with the right exit code, never a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS:
+            import importlib
+            module, attr = LAZY_COMMANDS[name]
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
+            self.add_command(command, name)
+        return command
 
     def invoke(self, ctx):
         try:
@@ -228,19 +251,6 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
             text = redact(format_report(report))
             click.echo(neutralise(text) if on_github else text, err=True)
         ctx.exit(1)
-
-
-def _add_chores() -> None:
-    from .cli_chores import promote, prune, registry_group
-    cli.add_command(registry_group)
-    cli.add_command(prune)
-    cli.add_command(promote)
-    from .cli_manifest import manifest_group; cli.add_command(manifest_group)  # noqa: E702
-    from .cli_login import login; cli.add_command(login)  # noqa: E702
-    from .cli_ci import ci_group; cli.add_command(ci_group)  # noqa: E702
-
-
-_add_chores()
 
 
 def main() -> None:
