@@ -22,7 +22,10 @@ Each figure is the median over --runs repetitions. After every figure the regist
 resolves to; a repetition where they do not all hold one digest marks the figure INVALID.
 Ratios of medians are compared with their targets and printed PASS / FAIL.
 
-Only the standard library; the product is driven through its `release` command line.
+Only the standard library; the product is driven through its `release` command line, run as
+an installed package runs: with Python's bytecode cache (PYTHONDONTWRITEBYTECODE is dropped
+from its environment, so the untimed first call compiles the sources once; pip compiles
+them at install time).
 Everything started here is stopped (registries, a dockerd if none was running, temp dirs);
 local tags made by the loops and by `release`, and at the end the bench image, are removed.
 
@@ -358,7 +361,8 @@ class Bench:
         self.promote_available = False
         self.promote_why = ""
         self.docker_env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        self.release_env = {k: v for k, v in os.environ.items() if k != "RELEASE_CONFIG"}
+        self.release_env = {k: v for k, v in os.environ.items()
+                            if k not in ("RELEASE_CONFIG", "PYTHONDONTWRITEBYTECODE")}
 
     # -- set-up / tear-down -------------------------------------------------------------------
     def preflight(self) -> None:

@@ -137,8 +137,9 @@ def export_image(chunks: Iterable[bytes], workdir: Path, fmt: str, *, image_id: 
                  on_layer: Callable[[Blob], None] | None = None) -> PlatformImage:
     """A `docker save` stream of ONE image -> a PlatformImage (config, layers, manifest).
 
-    `diff_ids` (the engine's RootFS.Layers): layers known to belong to the image are
-    handed to `on_layer` as soon as each is packed, at most once per digest.
+    `on_layer(blob)` gets, at most once per digest and as soon as each is ready, every
+    layer whose diff_id is in `diff_ids` (the engine's RootFS.Layers) and the config
+    blob when its digest is `image_id`.
     """
     fam = family(fmt)
     workdir = Path(workdir)
@@ -167,6 +168,10 @@ def export_image(chunks: Iterable[bytes], workdir: Path, fmt: str, *, image_id: 
                     if _small_json(data) or PurePosixPath(name).name in ("VERSION", "oci-layout",
                                                                           "repositories"):
                         small[name] = data
+                        if on_layer is not None and image_id and image_id not in announced \
+                                and sha256(data) == image_id:
+                            announced.add(image_id)
+                            on_layer(Blob(image_id, len(data), fam.config, data=data))
                         continue
                     first, source = data, _Empty()
                 layer = _pack(source, first, workdir / f"{len(layers):05d}.layer", fam.layer_gzip)

@@ -93,16 +93,12 @@ class Blob:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
 
     def source(self):
-        """For RegistryClient.upload_blob: the bytes, or a function giving a fresh file stream."""
+        """For RegistryClient.upload_blob: the bytes, or a function giving a fresh file body."""
         if self.data is not None:
             return self.data
-        path = self.path
-
-        def chunks():
-            with open(path, "rb") as f:
-                while block := f.read(CHUNK):
-                    yield block
-        return chunks
+        from .registry.stream import FileBody
+        path, size, digest = self.path, self.size, self.digest
+        return lambda: FileBody(path, size, digest)
 
 
 @dataclass(frozen=True)

@@ -656,7 +656,20 @@ class _SendError(Exception):
 
 
 def _send_iterable(sock, body, length: int | None, chunked: bool, what: str) -> None:
-    """Stream an iterable body. Exceptions from the iterator itself propagate unchanged."""
+    """Stream an iterable body. Exceptions from the iterator itself propagate unchanged.
+
+    A body with a `sendfile(sock)` method (stream.FileBody) goes by sendfile(2) on a
+    plain socket; through TLS it is read and sent like any other iterable."""
+    sendfile = getattr(body, "sendfile", None)
+    if sendfile is not None and not chunked and length is not None \
+            and not isinstance(sock, ssl.SSLSocket):
+        try:
+            sent = sendfile(sock)
+        except OSError as exc:
+            raise _SendError(exc) from exc
+        if sent != length:
+            raise ProtocolError(f"{what}: the request body ended after {sent} of its {length} bytes")
+        return
     sent = 0
     it = iter(body)
     while True:

@@ -12,7 +12,7 @@ from urllib.parse import quote, urljoin
 
 from .digest import verified_chunks
 from .errors import RegistryAPIError, from_response
-from .stream import BlobStream, SizedBody, close_source, open_source, rechunk
+from .stream import BlobStream, FileBody, SizedBody, close_source, open_source, rechunk
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 MAX_CHUNK_MIN = 1024 * 1024 * 1024
@@ -58,9 +58,12 @@ def cancel(transport, location: str, scopes) -> None:
 
 
 def _verified(opened, digest: str, size: int | None, where: str):
-    # A BlobStream verifies itself; hashing it a second time would only cost CPU.
+    # A BlobStream verifies itself, a FileBody was hashed as it was written: hashing it a
+    # second time would only cost CPU (the registry checks the digest on commit as well).
     if isinstance(opened, BlobStream) and opened.digest == digest:
         return iter(opened)
+    if isinstance(opened, FileBody) and opened.digest == digest and opened.size == size:
+        return opened
     return verified_chunks(opened, digest, size, where=where)
 
 
@@ -74,7 +77,8 @@ def monolithic_attempt(transport, repository: str, digest: str, size: int, sourc
         raise
     try:
         chunks = _verified(opened, digest, size, f"{transport.host}: {what}")
-        body = SizedBody(chunks, size) if size else b"".join(chunks)
+        body = chunks if isinstance(chunks, FileBody) else \
+            SizedBody(chunks, size) if size else b"".join(chunks)
         resp = transport.request("PUT", with_digest(location, digest), scopes=scopes,
                                  headers={"Content-Type": "application/octet-stream",
                                           "Content-Length": str(size)},
