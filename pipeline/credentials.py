@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
@@ -140,6 +139,8 @@ def _entry_to_credentials(entry: Mapping, source: str) -> Credentials | None:
 
 def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
     """The Docker CLI's credentials for `host` (credHelpers -> credsStore -> auths)."""
+    import subprocess
+
     from .cloud.dockerconfig import lookup
 
     try:

@@ -100,6 +100,7 @@ class Releaser:
         self.credentials: dict = {}
         self.clients: dict[str, RegistryClient] = {}
         self.manifests: dict[str, bytes] = {}      # digest -> bytes we read or wrote this run
+        self.current_tags: dict[tuple[str, str], str | None] = {}   # (registry, tag) -> digest
 
     # -- set-up -----------------------------------------------------------------------------
     def resolve_credentials(self, names=None) -> None:
@@ -372,8 +373,11 @@ class Releaser:
         results = [RefResult(target.registry, target.ref(t)) for t in tags]
         if not tags:
             return results
+        current = {t: self.current_tags[(target.registry, t)] for t in tags
+                   if (target.registry, t) in self.current_tags}
         try:
-            statuses = tag_image(self.client(target.registry), target.repository, manifest, tags)
+            statuses = tag_image(self.client(target.registry), target.repository, manifest, tags,
+                                 current=current)
         except RegistryAPIError as exc:
             for r in results:
                 r.status, r.error = FAILED, str(exc)
@@ -461,17 +465,26 @@ class Releaser:
 
     def _holding(self, target: Target, image_id: str) -> tuple[str, bytes] | None:
         """(digest, bytes) of the manifest under the immutable tag when it is this very image:
-        its config is the local image, whoever compressed the layers. Else None."""
+        its config is the local image, whoever compressed the layers. Else None.
+
+        In the same round trip per registry, what each floating tag points at now (for
+        step 3, which then only PUTs the tags that differ)."""
         from .registry.manifest import ManifestError, parse_manifest
 
+        client = self.client(target.registry)
         try:
-            body, info = self.client(target.registry).get_manifest(target.repository,
-                                                                   target.immutable)
+            body, info = client.get_manifest(target.repository, target.immutable)
             manifest = parse_manifest(body, info.media_type)
         except (RegistryAPIError, ManifestError):
             return None     # absent, unreachable or refused: the push itself will say why
         if manifest.is_index or not manifest.blobs or manifest.blobs[0].digest != image_id:
             return None
+        for tag in target.floating:
+            try:
+                found = client.head_manifest(target.repository, tag)
+            except RegistryAPIError:
+                continue    # step 3 asks again
+            self.current_tags[(target.registry, tag)] = found.digest if found else None
         return info.digest, body
 
     def _push_local(self, targets: list[Target], image_id: str, info: dict) -> dict | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Mapping
 
 
 def git(args: list[str], cwd: Path | str | None = None) -> str | None:
+    import subprocess               # only when git is asked: not on every run
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):

@@ -79,9 +79,12 @@ def copy_image(src: RegistryClient, src_repo: str, src_ref: str, dst: RegistryCl
 
 
 def tag_image(client: RegistryClient, repository: str, digest_or_manifest: str | bytes,
-              tags) -> dict[str, str]:
+              tags, *, current: dict[str, str | None] | None = None) -> dict[str, str]:
     """Point extra tags of `repository` at a manifest: one GET (none if you pass its bytes),
-    then per tag a HEAD and, unless it already has the digest, a PUT of the same bytes."""
+    then per tag a HEAD and, unless it already has the digest, a PUT of the same bytes.
+
+    `current` (tag -> digest, None for absent): what the caller just read; those tags
+    are not asked again."""
     tags = [validate_tag(t) for t in tags]
     if isinstance(digest_or_manifest, (bytes, bytearray)):
         body = bytes(digest_or_manifest)
@@ -91,7 +94,8 @@ def tag_image(client: RegistryClient, repository: str, digest_or_manifest: str |
             raise UsageError(f"tag_image: {exc}") from None
     else:
         body, info = client.get_manifest(repository, digest_or_manifest)
-    return {tag: _put_tag(client, repository, tag, body, info) for tag in tags}
+    current = current or {}
+    return {tag: _put_tag(client, repository, tag, body, info, current) for tag in tags}
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -170,14 +174,19 @@ def _copy_blob(src, src_repo, dst, dst_repo, blob: Descriptor, same_registry: bo
     return "copied"
 
 
-def _put_tag(client: RegistryClient, repo: str, tag: str, body: bytes, info: ManifestInfo) -> str:
-    try:
-        current = client.head_manifest(repo, tag)
-    except RegistryAPIError as exc:
-        if exc.status != 403:            # some registries answer 403 for a missing tag (crane)
-            raise
-        current = None
-    if current is not None and current.digest == info.digest:
-        return ALREADY
+def _put_tag(client: RegistryClient, repo: str, tag: str, body: bytes, info: ManifestInfo,
+             known: dict[str, str | None] | None = None) -> str:
+    if known is not None and tag in known:
+        if known[tag] == info.digest:
+            return ALREADY
+    else:
+        try:
+            current = client.head_manifest(repo, tag)
+        except RegistryAPIError as exc:
+            if exc.status != 403:        # some registries answer 403 for a missing tag (crane)
+                raise
+            current = None
+        if current is not None and current.digest == info.digest:
+            return ALREADY
     client.put_manifest(repo, tag, body, info.media_type)
     return PUSHED

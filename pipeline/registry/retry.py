@@ -1,4 +1,4 @@
-"""When and how long to retry a registry operation (tenacity).
+"""When and how long to retry a registry operation (tenacity, once a retry is needed).
 
 Policy (research §0.5, §3.3): retry connection errors and 408/429/5xx, waiting
 `Retry-After` when the registry sends one (seconds or an HTTP date), otherwise
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import time
-from email.utils import parsedate_to_datetime
 from typing import Callable
 
 BASE_DELAY = 0.5
@@ -32,6 +31,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         seconds = None
     if seconds is not None:
         return max(0.0, seconds) if seconds == seconds else None  # NaN -> None
+    from email.utils import parsedate_to_datetime
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -65,20 +65,69 @@ def wait_for(exc: BaseException | None, attempt: int, max_delay: float) -> float
     return backoff(attempt, max_delay)
 
 
+class _Attempt:
+    """The first attempt: `with attempt:` records a failure for retrying() to judge."""
+
+    def __init__(self):
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> "_Attempt":
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if isinstance(error, Exception):
+            self.error = error
+            return True
+        return False
+
+
+class _Failure:
+    """What before_sleep hooks read of a failed attempt (tenacity.RetryCallState's names)."""
+
+    def __init__(self, error: BaseException, attempt_number: int, sleep: float):
+        self.attempt_number = attempt_number
+        self.outcome = type("Outcome", (), {"exception": lambda _self: error})()
+        self.next_action = type("Action", (), {"sleep": sleep})()
+
+
 def retrying(attempts: int, max_delay: float, sleep: Callable[[float], None] = time.sleep,
              before_sleep: Callable | None = None):
-    """A tenacity.Retrying for one registry operation; re-raises the last error unchanged."""
+    """The attempts at one registry operation; re-raises the last error unchanged.
+
+        for attempt in retrying(5, 30.0):
+            with attempt:
+                return operation()
+
+    The first attempt runs without tenacity, which is imported (it costs more than a
+    request on a local registry) only once an attempt failed in a way worth retrying;
+    tenacity.Retrying then runs the others, with the same policy and hook numbering.
+    """
+    first = _Attempt()
+    yield first
+    if first.error is None:
+        return
+    if attempts <= 1 or not should_retry(first.error):
+        raise first.error
     import tenacity
+
+    delay = wait_for(first.error, 1, max_delay)
+    if before_sleep:
+        before_sleep(_Failure(first.error, 1, delay))
+    sleep(delay)
 
     def wait(state: "tenacity.RetryCallState") -> float:
         exc = state.outcome.exception() if state.outcome else None
-        return wait_for(exc, state.attempt_number, max_delay)
+        return wait_for(exc, state.attempt_number + 1, max_delay)
 
-    return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, attempts)),
+    def shifted(state: "tenacity.RetryCallState") -> None:
+        before_sleep(_Failure(state.outcome.exception(), state.attempt_number + 1,
+                              state.next_action.sleep if state.next_action else 0.0))
+
+    yield from tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts - 1),
         wait=wait,
         retry=tenacity.retry_if_exception(should_retry),
         sleep=sleep,
-        before_sleep=before_sleep,
+        before_sleep=shifted if before_sleep else None,
         reraise=True,
     )

@@ -1,7 +1,7 @@
 """One registry's HTTP connection: scheme choice, authentication, one re-auth on 401.
 
 Scheme: HTTPS, verified (system CAs + `ca_file`). Plain HTTP only for loopback
-hosts or registries marked `insecure`, and only after HTTPS failed to connect;
+hosts (asked first there) or registries marked `insecure` (after HTTPS failed to connect);
 `insecure` also allows HTTPS with an unverified certificate (as dockerd does
 for insecure registries).
 
@@ -87,7 +87,11 @@ class Transport:
             attempts = [("https", self.verify)]
             if self.insecure:
                 attempts.append(("https", False))
-            if self.allow_http:
+            if is_loopback(self.api_host):
+                # Plain HTTP first: local registries mostly speak it, the ping carries no
+                # credentials, and a TLS one answers 400 at once (then HTTPS, as before).
+                attempts.insert(0, ("http", True))
+            elif self.allow_http:
                 attempts.append(("http", True))
             errors: list[Exception] = []
             for scheme, verify in attempts:

@@ -14,11 +14,26 @@ from dataclasses import dataclass, field
 from pipeline.errors import TagRuleError, UsageError
 
 from .context import TagContext
-from .jsregex import compile_js_regex
-from .pep440 import normalize_pep440, parse_pep440
 from .rules import Flavor, TagRule
 from .semver import SemVer, parse_semver
 from .template import TemplateError, is_raw_statement, render
+
+# PEP 440 and JavaScript-regex support load on first use: most release.yml files use
+# neither, and every `release` run pays for what is imported here.
+def parse_pep440(text: str):
+    from .pep440 import parse_pep440 as parse
+    return parse(text)
+
+
+def normalize_pep440(text: str):
+    from .pep440 import normalize_pep440 as normalize
+    return normalize(text)
+
+
+def compile_js_regex(pattern: str):
+    from .jsregex import compile_js_regex as compile_js
+    return compile_js(pattern)
+
 
 _DISALLOWED = re.compile(r"[^a-zA-Z0-9._-]+")
 _VALID_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")

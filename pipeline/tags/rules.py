@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from pipeline.errors import TagRuleError
 
-from .jsregex import JsRegexError, compile_js_regex
 from .template import TemplateError, check_template, parse_template
 
 DEFAULT_TAG_LINES = [
@@ -240,13 +239,15 @@ def parse_tag_rule(line: str, index: int = 0) -> TagRule:
             _check(attrs["pattern"], frozenset(), True, "pattern")
     except TemplateError as exc:
         raise fail(str(exc)) from None
-    try:
-        if rule_type == "match":
-            compile_js_regex(attrs["pattern"])
-        if rule_type in ("semver", "pep440") and attrs.get("match"):
-            compile_js_regex(attrs["match"])
-    except JsRegexError as exc:
-        raise fail(str(exc)) from None
+    regexes = ([attrs["pattern"]] if rule_type == "match" else []) + \
+        ([attrs["match"]] if rule_type in ("semver", "pep440") and attrs.get("match") else [])
+    if regexes:
+        from .jsregex import JsRegexError, compile_js_regex   # loaded only when a rule has one
+        try:
+            for source in regexes:
+                compile_js_regex(source)
+        except JsRegexError as exc:
+            raise fail(str(exc)) from None
 
     ignored = tuple(k for k in attrs if k not in _COMMON_KEYS | _TYPE_KEYS[rule_type])
     return TagRule(type=rule_type, attrs=attrs, text=line, index=index, priority=priority,

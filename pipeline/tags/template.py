@@ -10,13 +10,11 @@ names) raises TemplateError instead of silently rendering as empty text like Han
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Union
 
-from .moment import MomentFormatError, format_moment
 
 DATE_HELPERS = ("date", "commit_date")
 
@@ -226,7 +224,8 @@ def is_raw_statement(pattern: str) -> bool:
     return len(tpl.nodes) == 1 and isinstance(tpl.nodes[0], Mustache) and tpl.nodes[0].name == "raw"
 
 
-def _zone(name: str) -> zoneinfo.ZoneInfo:
+def _zone(name: str):
+    import zoneinfo                 # only date templates need it
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -275,6 +274,7 @@ def check_template(tpl: Template, values: Mapping[str, object] | set[str] | froz
         if dates and node.name in DATE_HELPERS:
             fmt, tz = _check_date_call(node, dict.fromkeys(allowed))
             try:  # surface unsupported format tokens and zones when the rule is read
+                from .moment import MomentFormatError, format_moment
                 format_moment(datetime(2000, 1, 1, tzinfo=_zone(tz)), fmt)
             except MomentFormatError as exc:
                 raise TemplateError(f"{node.source!r}: {exc}") from None
@@ -310,6 +310,7 @@ def render(template: str | Template, values: Mapping[str, Value],
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             try:
+                from .moment import MomentFormatError, format_moment
                 text = format_moment(when.astimezone(_zone(tz)), fmt)
             except MomentFormatError as exc:
                 raise TemplateError(f"{node.source!r}: {exc}") from None

@@ -80,6 +80,33 @@ def test_gives_up_after_the_attempts_with_the_last_error():
         _run(errors, attempts=3)
 
 
+def test_hooks_number_attempts_across_the_hand_over_to_tenacity():
+    errors = [RegistryAPIError(f"boom {i}", status=503, transient=True, retry_after=float(i))
+              for i in range(1, 4)]
+    seen, sleeps = [], []
+
+    def hook(state):
+        seen.append((state.attempt_number, str(state.outcome.exception()), state.next_action.sleep))
+
+    for attempt in retrying(5, 30.0, sleep=sleeps.append, before_sleep=hook):
+        with attempt:
+            if errors:
+                raise errors.pop(0)
+            break
+    assert seen == [(1, "boom 1", 1.0), (2, "boom 2", 2.0), (3, "boom 3", 3.0)]
+    assert sleeps == [1.0, 2.0, 3.0]
+
+
+def test_a_first_try_that_works_never_imports_tenacity():
+    import subprocess
+    import sys
+    code = ("import sys\nfrom pipeline.registry.retry import retrying\n"
+            "for a in retrying(5, 30.0):\n    with a:\n        break\n"
+            "print('tenacity' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def _response(status: int, body: bytes = b"", headers: dict | None = None) -> Response:
     return Response(status, body, headers)
 
