@@ -567,7 +567,7 @@ class Releaser:
             ref = self.plan.platform_ref(p)
             image_id = self.build_image(ref, p, created) if build else self.engine.require_image(ref)
             image = export_image(self.engine.export(ref), workdir / parse_platform(p).slug,
-                                 self.plan.index_format, image_id=image_id, jobs=self.jobs)
+                                 self.plan.index_format, image_id=image_id)
             if not image.platform.matches(parse_platform(p)):
                 raise ReleaseError(f"local image {ref} is for {image.platform}, not {p}",
                                    hint="rebuild it (run without --no-build)")
