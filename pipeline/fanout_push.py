@@ -5,7 +5,9 @@ at a time. Here the engine exports the image once (`docker save`), image_export.
 compresses each layer once, and every registry receives each layer the moment it is
 packed: uploads of one layer overlap the compression of the next, and all registries
 upload in parallel. Then each registry gets the config and the manifest under the
-immutable tag. Compression is deterministic, so a layer a registry already holds
+immutable tag. A layer's spool file is deleted as soon as every registry has it, so
+the disk holds about one compressed layer per registry in flight, not the whole image.
+Compression is deterministic, so a layer a registry already holds
 (the unchanged base of the previous release) is found by a HEAD and not sent again.
 
 A registry that fails is reported and left out while the others go on; the release
@@ -54,7 +56,14 @@ class _State:
     failed: RegistryAPIError | None = None
 
 
-def _send(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
+def _send(state: _State, blob: Blob, lock: threading.Lock, on_blob, done) -> None:
+    try:
+        _send_one(state, blob, lock, on_blob)
+    finally:
+        done(blob)
+
+
+def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
     if state.failed is not None:          # this registry already failed: do not load it further
         return
     t = state.target
@@ -80,6 +89,9 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
                      ) -> tuple[PlatformImage, dict[str, PushOutcome]]:
     """Export, compress once, upload everywhere, then PUT each target's manifest by its tag.
 
+    `on_blob(target name, blob, status)`: "queued" when a blob is ready, then "pushed" or
+    "already there" (for progress views).
+
     Raises ReleaseError when the export itself is unusable (nothing is tagged then);
     registry failures end up in the outcomes, one per target name.
     """
@@ -89,12 +101,24 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
     lock = threading.Lock()
     states = [_State(t) for t in targets]
     sent: set[str] = set()
+    waiting: dict[str, int] = {}              # digest -> registries still sending it
+
+    def done(blob: Blob) -> None:
+        """The last registry has the blob: its spool file is no longer needed (disk space)."""
+        with lock:
+            waiting[blob.digest] -= 1
+            last = waiting[blob.digest] == 0
+        if last and blob.path is not None:
+            blob.path.unlink(missing_ok=True)
+
     workers = max(2, min(32, jobs * len(states)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fanout") as pool:
         def fan_out(blob: Blob) -> None:
             sent.add(blob.digest)
+            waiting[blob.digest] = len(states)
             for s in states:
-                s.futures.append(pool.submit(_send, s, blob, lock, on_blob))
+                on_blob(s.target.name, blob, "queued")
+                s.futures.append(pool.submit(_send, s, blob, lock, on_blob, done))
 
         try:
             image = export_image(export, workdir, "docker", image_id=image_id, diff_ids=diff_ids,

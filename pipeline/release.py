@@ -497,7 +497,8 @@ class Releaser:
             self.reporter.push_started(t.registry, t.ref(t.immutable))
 
         def on_blob(name, blob, status):
-            self.reporter.push_progress(name, PushProgress(blob.digest[7:19], status, blob.size,
+            done = 0 if status == "queued" else blob.size
+            self.reporter.push_progress(name, PushProgress(blob.digest[7:19], status, done,
                                                            blob.size))
 
         workdir = Path(tempfile.mkdtemp(prefix="release-push-"))

@@ -58,6 +58,7 @@ def test_every_target_gets_the_blobs_and_the_manifest_under_its_tag(tmp_path):
         assert {c[1] for c in client.calls if c[0] == "upload"} == \
             {image_id, *[layer.digest for layer in image.layers]}
         assert client.calls[-1] == ("PUT manifest", "1.0.0")        # only after every blob
+    assert list(tmp_path.iterdir()) == []        # each spool file went once both had the layer
 
 
 def test_a_failing_registry_is_left_out_and_the_others_go_on(tmp_path):
