@@ -10,7 +10,7 @@ import pytest
 from pipeline import redact
 from pipeline.ci import step
 from pipeline.progress import CIReporter, LiveReporter, PlainReporter, make_reporter
-from pipeline.release import Report, RefResult
+from pipeline.results import Report, RefResult
 
 DIGEST = "sha256:" + "ab" * 32
 
