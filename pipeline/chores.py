@@ -94,11 +94,22 @@ def inspect(target: Target) -> dict:
     config, *layers = manifest.blobs
     out["layers"] = [{"digest": l.digest, "size": l.size, "media_type": l.media_type} for l in layers]
     out["size"] = info.size + config.size + sum(l.size for l in layers)
-    image_config = json.loads(target.client.get_blob(ref.repository, config.digest, config.size))
-    plat = "/".join(x for x in (image_config.get("os"), image_config.get("architecture"),
-                                image_config.get("variant")) if x)
-    out["platforms"] = [{"platform": plat, "digest": info.digest}]
-    out["labels"] = (image_config.get("config") or {}).get("Labels") or {}
+    raw = target.client.get_blob(ref.repository, config.digest, config.size)
+    try:
+        image_config = json.loads(raw)
+    except ValueError:
+        image_config = None
+    if not isinstance(image_config, dict):       # an OCI artifact, not a container image
+        out.update(platforms=[], labels={}, created=None,
+                   note=f"the config blob ({config.media_type}) is not an image config, so there "
+                        f"is no platform or label to show (an artifact rather than an image?)")
+        return out
+    plat = "/".join(str(x) for x in (image_config.get("os"), image_config.get("architecture"),
+                                     image_config.get("variant")) if x)
+    out["platforms"] = [{"platform": plat or "unknown", "digest": info.digest}]
+    settings = image_config.get("config")
+    labels = settings.get("Labels") if isinstance(settings, dict) else None
+    out["labels"] = labels if isinstance(labels, dict) else {}
     out["created"] = image_config.get("created")
     return out
 

@@ -105,6 +105,8 @@ def inspect_cmd(ctx, ref, as_json):
         echo(f"layer       {layer['digest']}  {layer['size']} bytes")
     for key, value in sorted((data.get("labels") or {}).items()):
         echo(f"label       {key}={value}")
+    if data.get("note"):
+        echo(f"note        {data['note']}")
 
 
 @registry_group.command()

@@ -224,6 +224,8 @@ def _token_from(resp, host: str, what: str) -> TokenResult:
         body = resp.json()
     except ValueError:
         raise RegistryAPIError(f"{host}: {what}: answer is not JSON", auth=True) from None
+    if not isinstance(body, dict):
+        raise RegistryAPIError(f"{host}: {what}: answer is not a JSON object", auth=True)
     token = body.get("token") or body.get("access_token")
     if not token:
         raise RegistryAPIError(f"{host}: {what}: answer has no token", auth=True)

@@ -124,3 +124,27 @@ def test_delete_needs_yes_and_explains_a_registry_that_refuses(tmp_path, docker_
     assert refused.returncode == 1
     assert "delete" in refused.stderr and "enabled" in refused.stderr
     assert "1.0.0" in reg.tags(repo)
+
+
+def test_inspect_of_an_artifact_shows_what_there_is_instead_of_failing(tmp_path, plain_registry,
+                                                                       unique_repo):
+    from pipeline.index import dump, sha256
+    from pipeline.registry.client import RegistryClient
+
+    config, layer = b"\x00\x01 not json \xff", b"payload of an artifact"
+    manifest = dump({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                     "config": {"mediaType": "application/vnd.example.config", "size": len(config),
+                                "digest": sha256(config)},
+                     "layers": [{"mediaType": "application/vnd.example.data", "size": len(layer),
+                                 "digest": sha256(layer)}]})
+    with RegistryClient(plain_registry.host) as client:          # set-up only
+        for blob in (config, layer):
+            client.upload_blob(unique_repo, sha256(blob), len(blob), blob)
+        client.put_manifest(unique_repo, "art", manifest)
+    config_path = write_release(tmp_path, [registry_block("plain", plain_registry, unique_repo)])
+    proc = run_release(config_path, "registry", "inspect", "plain:art")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"digest      {sha256(manifest)}" in proc.stdout
+    assert f"layer       {sha256(layer)}  {len(layer)} bytes" in proc.stdout
+    assert "note        the config blob (application/vnd.example.config) is not an image config" \
+        in proc.stdout

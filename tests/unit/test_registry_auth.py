@@ -76,3 +76,15 @@ def test_token_cache_reuses_covering_tokens_and_expires():
     cache.put(push, "tok-push-5678", lifetime=300)
     cache.drop(("repository:x:pull",))                               # drops what would be reused
     assert cache.get(push) is None
+
+
+@pytest.mark.parametrize("body", [b'["token", "x"]', b'"just a string"', b"42"])
+def test_a_token_answer_that_is_not_an_object_is_an_auth_error(body):
+    from pipeline.registry.auth import _token_from
+    from pipeline.registry.errors import RegistryAPIError
+    from pipeline.registry.http import Response
+
+    with pytest.raises(RegistryAPIError, match="answer is not a JSON object") as err:
+        _token_from(Response(200, body, {"Content-Type": "application/json"}), "reg.example",
+                    "token request to auth.example")
+    assert err.value.auth
