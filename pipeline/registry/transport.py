@@ -108,6 +108,13 @@ class Transport:
                         # e.g. 400 "Client sent an HTTP request to an HTTPS server"
                         errors.append(RuntimeError(f"HTTP {resp.status_code} on {url}"))
                         continue
+                    if (resp.status_code == 200
+                            and not resp.headers.get("Docker-Distribution-API-Version")
+                            and resp.headers.get("Content-Type", "").startswith("text/html")):
+                        raise RegistryAPIError(
+                            f"{self.host}: GET /v2/ answered with a web page, not the registry "
+                            f"API - is `registry:` the registry's own host (e.g. ghcr.io, "
+                            f"123456789012.dkr.ecr.us-east-1.amazonaws.com)?", status=200)
                     if resp.status_code == 401:
                         self.challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
                 self.verify = verify

@@ -88,3 +88,31 @@ def test_a_token_answer_that_is_not_an_object_is_an_auth_error(body):
         _token_from(Response(200, body, {"Content-Type": "application/json"}), "reg.example",
                     "token request to auth.example")
     assert err.value.auth
+
+
+def test_a_web_page_on_v2_is_not_taken_for_a_registry():
+    import http.server
+    import threading
+
+    from pipeline.registry.client import RegistryAPIError, RegistryClient
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>Welcome to nginx!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = RegistryClient(f"127.0.0.1:{server.server_address[1]}", retry_attempts=1)
+        with pytest.raises(RegistryAPIError, match="answered with a web page, not the registry API"):
+            client.head_manifest("team/app", "1.0")
+    finally:
+        server.shutdown()
