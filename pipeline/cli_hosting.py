@@ -223,17 +223,26 @@ def up(config_dir, wait_seconds, as_json, **kw):
 @click.argument("name", default="registry")
 @click.option("--purge", is_flag=True,
               help="Also delete the data volume and the generated htpasswd/certificate.")
-def down(name, purge):
+@click.option("--config-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --purge: the --config-dir `up` was given (needed once the containers, "
+                   "which remember it, are gone).")
+def down(name, purge, config_dir):
     """Stop and remove registry NAME (and its UI and network). The data stays unless --purge.
 
     \b
     Example:  release registry down registry
               release registry down registry --purge
+              release registry down hub --purge --config-dir ./hub-config
     """
+    from pathlib import Path
+
     from .hosting.engine import docker_client
     from .hosting.engine import down as do_down
 
-    result = do_down(docker_client(), name, purge=purge)
+    if config_dir and not purge:
+        raise click.UsageError("--config-dir goes with --purge")
+    result = do_down(docker_client(), name, purge=purge,
+                     config_dir=Path(config_dir) if config_dir else None)
     if not result.removed:
         click.echo(f"registry {name!r}: nothing to remove")
     for item in result.removed:

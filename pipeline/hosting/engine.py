@@ -369,7 +369,9 @@ class DownResult:
     kept: list[str] = field(default_factory=list)
 
 
-def down(client, name: str, *, purge: bool = False) -> DownResult:
+def down(client, name: str, *, purge: bool = False, config_dir: Path | None = None) -> DownResult:
+    """`config_dir`: where `up --config-dir` put the generated files, for a purge after the
+    containers (which remember it) are already gone."""
     errors = _errors()
     result = DownResult()
     _, dep = find_deployment(client, name)
@@ -385,7 +387,8 @@ def down(client, name: str, *, purge: bool = False) -> DownResult:
         for volume in client.volumes.list(filters={"label": f"{LABEL}={name}"}):
             volume.remove(force=True)
             result.removed.append(f"volume {volume.name}")
-        config_dir = Path(dep.config_dir) if dep else default_config_dir(name)
+        config_dir = Path(config_dir) if config_dir else \
+            Path(dep.config_dir) if dep else default_config_dir(name)
         if remove_generated(config_dir):
             result.removed.append(f"generated htpasswd/certificate in {config_dir}")
         if dep and dep.data.kind == "bind":
@@ -396,7 +399,10 @@ def down(client, name: str, *, purge: bool = False) -> DownResult:
         if dep:
             what = (f"volume {dep.data.source}" if dep.data.kind == "volume"
                     else f"data directory {dep.data.source}")
-            result.kept.append(f"{what} and {dep.config_dir} (add --purge to remove them)")
+            later = "" if Path(dep.config_dir) == default_config_dir(name) else \
+                f" --config-dir {dep.config_dir}"
+            result.kept.append(f"{what} and {dep.config_dir} (remove them with `release registry "
+                               f"down {name} --purge{later}`)")
     return result
 
 

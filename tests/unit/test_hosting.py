@@ -207,3 +207,23 @@ def test_purge_removes_only_generated_files(tmp_path):
     assert remove_generated(cfg) is True
     assert sorted(p.name for p in cfg.iterdir()) == ["notes.txt"]
     assert remove_generated(cfg) is False          # no marker: nothing is touched
+
+
+def test_a_purge_after_down_finds_a_custom_config_dir_when_told(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline.hosting.engine import down, write_marker
+    opts = RegistryOptions(name="hub", user="admin", password_env="PW", tls=True)
+    cfg = tmp_path / "custom"
+    cfg.mkdir()
+    write_marker(plan_deployment(opts, config_dir=cfg, password=PASSWORD))
+    gone = SimpleNamespace(list=lambda **kw: [], get=lambda *a, **kw: _missing())
+    client = SimpleNamespace(containers=gone, networks=gone, volumes=gone)
+    result = down(client, "hub", purge=True, config_dir=cfg)     # containers already removed
+    assert any("generated htpasswd/certificate" in r for r in result.removed)
+    assert not cfg.exists()                                   # emptied, so removed
+
+
+def _missing():
+    import docker.errors
+    raise docker.errors.NotFound("no such container")
