@@ -198,7 +198,21 @@ class Engine:
 
     # -- the engine itself ------------------------------------------------------------------
     def info(self) -> dict:
+        local = self._local()
+        if local is not None:
+            from .engine_socket import EngineSocketError
+            try:
+                return local.info()
+            except EngineSocketError as exc:
+                raise ReleaseError(redact.redact(str(exc)), hint=ENGINE_HINT) from None
         return self.api.info()
+
+    def uses_containerd_store(self) -> bool:
+        """Images kept in containerd's content store (Engine 29's default): their id is the
+        manifest digest, and `docker push` sends the stored compressed layers as they are."""
+        status = self.info().get("DriverStatus") or []
+        return any(isinstance(pair, (list, tuple)) and len(pair) == 2
+                   and "containerd.snapshotter" in str(pair[1]) for pair in status)
 
     def platform(self):
         """The engine's own platform (platforms.Platform), e.g. linux/amd64."""

@@ -87,6 +87,13 @@ class EngineSocket:
         resp.read()
         conn.close()
 
+    def info(self) -> dict:
+        conn, resp = self._get("/info")
+        try:
+            return json.loads(resp.read())
+        finally:
+            conn.close()
+
     def inspect_image(self, ref: str) -> dict | None:
         """The engine's image inspect document, or None if there is no such local image."""
         try:

@@ -5,8 +5,9 @@ at a time. Here the engine exports the image once (`docker save`), image_export.
 compresses each layer once, and every registry receives each layer the moment it is
 packed: uploads of one layer overlap the compression of the next, and all registries
 upload in parallel. Then each registry gets the config and the manifest under the
-immutable tag. A layer's spool file is deleted as soon as every registry has it, so
-the disk holds about one compressed layer per registry in flight, not the whole image.
+immutable tag. At most `jobs` blobs are in flight (the export waits for uploads), and
+each spool file is deleted as soon as every registry has it: the disk holds a few
+compressed layers at a time, not the whole image.
 Compression is deterministic, so a layer a registry already holds
 (the unchanged base of the previous release) is found by a HEAD and not sent again.
 
@@ -102,50 +103,61 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
     states = [_State(t) for t in targets]
     sent: set[str] = set()
     waiting: dict[str, int] = {}              # digest -> registries still sending it
+    # At most `jobs` blobs in flight: the export waits for the uploads (and the disk holds
+    # no more than that many compressed layers, plus the one being compressed).
+    in_flight = threading.BoundedSemaphore(max(1, jobs))
 
     def done(blob: Blob) -> None:
         """The last registry has the blob: its spool file is no longer needed (disk space)."""
         with lock:
             waiting[blob.digest] -= 1
             last = waiting[blob.digest] == 0
-        if last and blob.path is not None:
-            blob.path.unlink(missing_ok=True)
+        if last:
+            if blob.path is not None:
+                blob.path.unlink(missing_ok=True)
+            in_flight.release()
 
     workers = max(2, min(32, jobs * len(states)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fanout") as pool:
-        def fan_out(blob: Blob) -> None:
-            sent.add(blob.digest)
-            waiting[blob.digest] = len(states)
-            for s in states:
-                on_blob(s.target.name, blob, "queued")
-                s.futures.append(pool.submit(_send, s, blob, lock, on_blob, done))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fanout")
 
-        try:
-            image = export_image(export, workdir, "docker", image_id=image_id, diff_ids=diff_ids,
-                                 on_layer=fan_out)
-        except BaseException:
-            for s in states:
-                s.failed = s.failed or RegistryAPIError("cancelled: the export failed")
-            raise
+    def fan_out(blob: Blob) -> None:
+        sent.add(blob.digest)
+        if not states:
+            return
+        in_flight.acquire()
+        waiting[blob.digest] = len(states)
+        for s in states:
+            on_blob(s.target.name, blob, "queued")
+            s.futures.append(pool.submit(_send, s, blob, lock, on_blob, done))
+
+    def finish(s: _State) -> None:
+        t, out = s.target, s.outcome
+        if s.failed is None:
+            try:
+                t.client.put_manifest(t.repository, t.tag, image.manifest, image.media_type)
+                out.status, out.digest = PUSHED, image.digest
+            except RegistryAPIError as exc:
+                s.failed = exc
+        out.error = s.failed
+        out.seconds = time.monotonic() - start
+
+    try:
+        image = export_image(export, workdir, "docker", image_id=image_id, diff_ids=diff_ids,
+                             on_layer=fan_out)
         for blob in image.blobs:                  # the config, and anything not announced
             if blob.digest not in sent:
                 fan_out(blob)
-
         for s in states:                          # uploads first (errors are in the states)
             for f in s.futures:
                 f.result()
-
-        def finish(s: _State) -> None:
-            t, out = s.target, s.outcome
-            if s.failed is None:
-                try:
-                    t.client.put_manifest(t.repository, t.tag, image.manifest, image.media_type)
-                    out.status, out.digest = PUSHED, image.digest
-                except RegistryAPIError as exc:
-                    s.failed = exc
-            out.error = s.failed
-            out.seconds = time.monotonic() - start
-
         for f in [pool.submit(finish, s) for s in states]:
             f.result()
+    except BaseException:
+        # The export failed, or Ctrl-C: nothing more goes out, nothing is tagged. Uploads
+        # already running end by themselves; their blobs are harmless (no manifest).
+        for s in states:
+            s.failed = s.failed or RegistryAPIError("cancelled")
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return image, {s.target.name: s.outcome for s in states}

@@ -7,9 +7,10 @@ complete, so the caller can upload it while the next one is still being compress
 The config blob is the engine's own bytes, so its digest is the local image id.
 
 Layouts: Engine < 25 (`<id>/layer.tar`, `<id>.json`, symlinks for repeated layers),
-Engine >= 25 (`blobs/sha256/<hex>`), and images the engine stores compressed
-(containerd image store): gzip layers are taken as they are (their diff_id checked by
-decompressing), zstd layers too (OCI manifests only). manifest.json, at the end of
+Engine >= 25 (`blobs/sha256/<hex>`); a layer that is already compressed is taken as it
+is: gzip (its diff_id checked by decompressing), zstd (OCI manifests only). A spool
+file that cannot be written (a full disk) or a corrupt gzip layer is a ReleaseError,
+like any other unusable export. manifest.json, at the end of
 the stream, says which member is which layer; every layer is checked against the
 config's diff_ids before a manifest is made.
 """
@@ -104,7 +105,7 @@ def _pack(source, first: bytes, out: Path, gzip_type: str) -> _Layer:
                 packed = b"".join(c.compress(b) for b in blocks.feed(block))
             else:
                 if d is not None:
-                    inner.update(d.decompress(block))
+                    _inflate_into(inner, d, block)
                 packed = block
             if packed:
                 outer.update(packed)
@@ -120,6 +121,17 @@ def _pack(source, first: bytes, out: Path, gzip_type: str) -> _Layer:
             inner.update(d.flush())
     diff_id = None if mode == "zstd" else "sha256:" + inner.hexdigest()
     return _Layer(out, "sha256:" + outer.hexdigest(), size, media_type, diff_id)
+
+
+def _inflate_into(inner, d, block: bytes) -> None:
+    """Hash what a gzip block inflates to, at most CHUNK bytes at a time (a crafted layer
+    cannot make one call return gigabytes)."""
+    try:
+        inner.update(d.decompress(block, CHUNK))
+        while d.unconsumed_tail:
+            inner.update(d.decompress(d.unconsumed_tail, CHUNK))
+    except Exception as exc:          # zlib.error, isal's IsalError: a corrupt layer
+        raise ReleaseError(f"a gzip layer of the engine's export is corrupt: {exc}") from None
 
 
 def _small_json(data: bytes) -> bool:
@@ -174,7 +186,14 @@ def export_image(chunks: Iterable[bytes], workdir: Path, fmt: str, *, image_id: 
                             on_layer(Blob(image_id, len(data), fam.config, data=data))
                         continue
                     first, source = data, _Empty()
-                layer = _pack(source, first, workdir / f"{len(layers):05d}.layer", fam.layer_gzip)
+                try:
+                    layer = _pack(source, first, workdir / f"{len(layers):05d}.layer",
+                                  fam.layer_gzip)
+                except OSError as exc:
+                    raise ReleaseError(f"cannot write a layer to {workdir}: "
+                                       f"{exc.strerror or exc}",
+                                       hint="free space there, or set TMPDIR to a larger "
+                                            "directory") from None
                 layers[name] = layer
                 if (on_layer is not None and layer.diff_id in wanted
                         and layer.digest not in announced):

@@ -403,9 +403,11 @@ class Releaser(PlatformSteps):
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:
+            pushed_before = {d.split("@", 1)[1] for d in info.get("RepoDigests") or [] if "@" in d}
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 held = dict(zip([t.registry for t in targets],
-                                pool.map(lambda t: self._holding(t, image_id), targets)))
+                                pool.map(lambda t: self._holding(t, image_id, pushed_before),
+                                         targets)))
             ours = next((held[t.registry] for t in targets if held[t.registry]), None)
             known = set()
             if ours:
@@ -419,9 +421,12 @@ class Releaser(PlatformSteps):
         finally:
             self.reporter.stop()
 
-    def _holding(self, target: Target, image_id: str) -> tuple[str, bytes] | None:
+    def _holding(self, target: Target, image_id: str,
+                 pushed_before: set[str] = frozenset()) -> tuple[str, bytes] | None:
         """(digest, bytes) of the manifest under the immutable tag when it is this very image:
-        its config is the local image, whoever compressed the layers. Else None.
+        its config is the local image, whoever compressed the layers; or the manifest is the
+        local image id itself (containerd image store) or one the engine pushed (RepoDigests).
+        Else None.
 
         In the same round trip per registry, what each floating tag points at now (for
         step 3, which then only PUTs the tags that differ)."""
@@ -433,7 +438,9 @@ class Releaser(PlatformSteps):
             manifest = parse_manifest(body, info.media_type)
         except (RegistryAPIError, ManifestError):
             return None     # absent, unreachable or refused: the push itself will say why
-        if manifest.is_index or not manifest.blobs or manifest.blobs[0].digest != image_id:
+        ours = info.digest == image_id or info.digest in pushed_before or (
+            not manifest.is_index and manifest.blobs and manifest.blobs[0].digest == image_id)
+        if not ours:
             return None
         for tag in target.floating:
             try:
@@ -449,6 +456,10 @@ class Releaser(PlatformSteps):
         from .engine import PushProgress
         from .fanout_push import PushTarget, push_local_image
 
+        if self.engine.uses_containerd_store():
+            self.reporter.message("the engine keeps images in its containerd store, where "
+                                  "`docker push` sends the stored layers as they are: it pushes")
+            return None
         for t in targets:
             self.reporter.push_started(t.registry, t.ref(t.immutable))
 

@@ -63,15 +63,25 @@ def lookup(host: str, env: Mapping[str, str]) -> tuple[dict, str] | None:
         if found is not None:
             return found, f"credential helper docker-credential-{helper}"
     auths = config.get("auths")
-    if auths is None and not helpers and not config.get("credsStore"):
+    if not auths and not helpers and not config.get("credsStore"):
         auths = config                          # the legacy layout: hosts at the top level
     if not isinstance(auths, dict):
         return None
+    for name in dict.fromkeys((key, host)):     # exact keys first, as docker-py does
+        if _usable(auths.get(name)):
+            return auths[name], "Docker config"
     wanted = _hostname(key)
-    for name, entry in auths.items():
-        if isinstance(entry, dict) and (name == key or _hostname(name) == wanted):
+    for name, entry in auths.items():           # then any key naming the same host
+        if _hostname(name) == wanted and _usable(entry):
             return entry, "Docker config"
     return None
+
+
+def _usable(entry) -> bool:
+    """An `auths` entry that holds a credential (an empty one does not end the search)."""
+    return isinstance(entry, dict) and any(
+        value and str(name).lower() in ("auth", "password", "identitytoken", "registrytoken")
+        for name, value in entry.items())
 
 
 def _helper_get(helper: str, key: str, env: Mapping[str, str]) -> dict | None:

@@ -84,3 +84,24 @@ def test_malformed_docker_auth_config_is_a_usage_error(raw, tmp_path):
     with pytest.raises(UsageError, match="DOCKER_AUTH_CONFIG"):
         credentials.resolve("r", "reg.example", None, None,
                             env={"DOCKER_AUTH_CONFIG": raw, "DOCKER_CONFIG": str(tmp_path)})
+
+
+@pytest.mark.parametrize("auths, expected", [
+    ({"http://localhost:5000": {}, "localhost:5000": {"auth": "B"}}, "B"),     # empty entry skipped
+    ({"https://localhost:5000": {"auth": "A"}, "localhost:5000": {"auth": "B"}}, "B"),  # exact first
+    ({"https://localhost:5000/v1/": {"auth": "A"}}, "A"),                       # same host
+])
+def test_auths_are_resolved_like_docker_py(tmp_path, auths, expected):
+    def encode(tag):
+        return base64.b64encode(f"user:pw-{tag}".encode()).decode()
+    config = {"auths": {k: ({"auth": encode(v["auth"])} if v else {}) for k, v in auths.items()}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    c = credentials.resolve("r", "localhost:5000", None, None, env={"DOCKER_CONFIG": str(tmp_path)})
+    assert c.password == f"pw-{expected}"
+
+
+def test_the_legacy_layout_is_read_when_auths_is_empty(tmp_path):
+    auth = base64.b64encode(b"old:pw-legacy").decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {}, "reg.example": {"auth": auth}}))
+    c = credentials.resolve("r", "reg.example", None, None, env={"DOCKER_CONFIG": str(tmp_path)})
+    assert (c.username, c.password) == ("old", "pw-legacy")

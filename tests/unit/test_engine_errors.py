@@ -42,3 +42,17 @@ def test_ci_provided_source_urls_are_scrubbed_too():
     assert source_url(".", env) == "https://gitlab.example.com:8443/g/p"
     env = {"GITHUB_REPOSITORY": "acme/app", "GITHUB_SERVER_URL": "https://x:tok@ghe.example"}
     assert source_url(".", env) == "https://ghe.example/acme/app"
+
+
+@pytest.mark.parametrize("status, expected", [
+    ([["driver-type", "io.containerd.snapshotter.v1"]], True),       # Engine 29's default store
+    ([["Backing Filesystem", "extfs"], ["Supports d_type", "true"]], False),   # overlay2
+    (None, False),
+])
+def test_the_containerd_image_store_is_recognised(status, expected):
+    from types import SimpleNamespace
+
+    from pipeline.engine import Engine
+    api = SimpleNamespace(info=lambda: {"Driver": "overlayfs", "DriverStatus": status})
+    engine = Engine(client=SimpleNamespace(api=api))
+    assert engine.uses_containerd_store() is expected

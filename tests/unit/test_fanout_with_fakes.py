@@ -97,3 +97,79 @@ def test_an_unusable_export_tags_nothing(tmp_path):
 def sha_of(data: bytes) -> str:
     import hashlib
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class SlowClient(FakeClient):
+    """Uploads take a while; records how many spool files exist at each upload."""
+
+    def __init__(self, spool):
+        super().__init__()
+        self.spool = spool
+        self.on_disk: list[int] = []
+
+    def upload_blob(self, repo, digest, size, source):
+        import time
+        self.on_disk.append(len(list(self.spool.glob("*.layer"))))
+        time.sleep(0.03)
+        super().upload_blob(repo, digest, size, source)
+
+
+def many_layers(n):
+    from tests.support.saves import layer_tar
+    return [layer_tar({f"f{i}.bin": os.urandom(20_000)}) for i in range(n)]
+
+
+def test_the_export_waits_for_uploads_so_spool_files_do_not_pile_up(tmp_path):
+    layers = many_layers(6)
+    data, image_id = save_tar(layers)
+    client = SlowClient(tmp_path)
+    _, out = push_local_image(chunks(data), [PushTarget("r", client, "t/app", "1")], tmp_path,
+                              image_id=image_id, diff_ids=[sha_of(x) for x in layers], jobs=1)
+    assert out["r"].status == PUSHED
+    assert max(client.on_disk) <= 2          # the one uploading + the one being compressed
+
+
+def test_ctrl_c_stops_the_fan_out_and_tags_nothing(tmp_path):
+    layers = many_layers(6)
+    data, image_id = save_tar(layers)
+    client = SlowClient(tmp_path)
+    queued = []
+
+    def on_blob(name, blob, status):
+        if status == "queued":
+            queued.append(blob.digest)
+            if len(queued) == 3:
+                raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        push_local_image(chunks(data), [PushTarget("r", client, "t/app", "1")], tmp_path,
+                         image_id=image_id, diff_ids=[sha_of(x) for x in layers], jobs=1,
+                         on_blob=on_blob)
+    import time
+    time.sleep(0.2)                           # anything still running would have ended
+    assert len([c for c in client.calls if c[0] == "upload"]) <= 2
+    assert client.manifests == {}
+
+
+def test_a_spool_that_cannot_be_written_is_a_release_error(tmp_path, monkeypatch):
+    import pipeline.image_export as ie
+    from pipeline.image_export import export_image
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ie, "_pack", full)
+    data, image_id = save_tar([L1])
+    with pytest.raises(ReleaseError, match="cannot write a layer to .*No space left") as err:
+        export_image(chunks(data), tmp_path, "docker", image_id=image_id)
+    assert "TMPDIR" in str(err.value)
+
+
+def test_a_corrupt_gzip_layer_is_a_release_error(tmp_path):
+    import gzip as gz
+    from pipeline.image_export import export_image
+
+    data, image_id = save_tar([L2], layout="blobs", precompressed=True)
+    packed = gz.compress(L2, mtime=0)
+    broken = data.replace(packed, packed[:20] + b"\xff" * 20 + packed[40:])
+    assert broken != data
+    with pytest.raises(ReleaseError, match="gzip layer of the engine's export is corrupt"):
+        export_image(chunks(broken), tmp_path, "docker", image_id=image_id)
