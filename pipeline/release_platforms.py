@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import ReleaseError
@@ -25,26 +26,59 @@ from .results import ALREADY, FAILED, PUSHED, RefResult, Report
 class PlatformSteps:
     def _platform_images(self, platforms, *, build: bool, workdir: Path) -> list:
         """Build (or take) each platform's local image and turn it into a registry manifest."""
-        from .image_export import export_image
-        from .platforms import parse_platform
+        return [self._export_platform(p, ref, image_id, workdir)
+                for p, ref, image_id in self._local_platforms(platforms, build=build)]
 
+    def _local_platforms(self, platforms, *, build: bool) -> list[tuple[str, str, str]]:
+        """(platform, local ref, image id) of each platform, built first unless --no-build."""
         created = None
         if build:
             self.check_emulation(platforms)
             created = self._created_label(*[self.plan.platform_ref(p) for p in platforms])
-        images = []
+        found = []
         for p in platforms:
             ref = self.plan.platform_ref(p)
             image_id = self.build_image(ref, p, created) if build else self.engine.require_image(ref)
-            image = export_image(self.engine.export(ref), workdir / parse_platform(p).slug,
-                                 self.plan.index_format, image_id=image_id)
-            if not image.platform.matches(parse_platform(p)):
-                raise ReleaseError(f"local image {ref} is for {image.platform}, not {p}",
-                                   hint="rebuild it (run without --no-build)")
-            self.reporter.message(f"{p}: {ref} -> manifest {image.digest} "
-                                  f"({len(image.layers)} layers)")
-            images.append(image)
-        return images
+            found.append((p, ref, image_id))
+        return found
+
+    def _export_platform(self, p: str, ref: str, image_id: str, workdir: Path):
+        from .image_export import export_image
+        from .platforms import parse_platform
+
+        image = export_image(self.engine.export(ref), workdir / parse_platform(p).slug,
+                             self.plan.index_format, image_id=image_id)
+        if not image.platform.matches(parse_platform(p)):
+            raise ReleaseError(f"local image {ref} is for {image.platform}, not {p}",
+                               hint="rebuild it (run without --no-build)")
+        self.reporter.message(f"{p}: {ref} -> manifest {image.digest} ({len(image.layers)} layers)")
+        return image
+
+    def _holding_index(self, target: Target, image_ids: list[str]):
+        """(digest, bytes, {image id: child digest}) of the index under the immutable tag when
+        its children are exactly these local images (by config digest, so whoever compressed
+        the layers), in the media-type family release.yml asks for. Else None."""
+        from .index import family
+        from .registry.manifest import ManifestError, parse_manifest
+
+        client = self.client(target.registry)
+        try:
+            body, info = client.get_manifest(target.repository, target.immutable)
+            index = parse_manifest(body, info.media_type)
+            if not index.is_index or info.media_type != family(self.plan.index_format).index:
+                return None
+            children = {}
+            for child in index.children:
+                child_body, child_info = client.get_manifest(target.repository, child.digest)
+                manifest = parse_manifest(child_body, child_info.media_type)
+                if manifest.is_index or not manifest.blobs:
+                    return None
+                children[manifest.blobs[0].digest] = child.digest
+        except (RegistryAPIError, ManifestError):
+            return None
+        if sorted(children) != sorted(image_ids) or len(index.children) != len(image_ids):
+            return None
+        return info.digest, body, children
 
     def _push_platforms(self, target: Target, images, index) -> RefResult:
         """Each platform manifest by digest, the index by digest, then the immutable tag."""
@@ -76,18 +110,40 @@ class PlatformSteps:
         return result
 
     def _run_platforms(self, *, build: bool) -> Report:
-        from .index import build_index
+        from .index import build_index, family
 
         report = Report(self.plan)
         self.resolve_credentials()
         workdir = Path(tempfile.mkdtemp(prefix="release-platforms-"))
         try:
-            images = self._platform_images(self.plan.platforms, build=build, workdir=workdir)
+            local = self._local_platforms(self.plan.platforms, build=build)
+            targets = list(self.plan.targets)
+            ids = [image_id for _, _, image_id in local]
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                held = dict(zip([t.registry for t in targets],
+                                pool.map(lambda t: self._holding_index(t, ids), targets)))
+            ours = next((held[t.registry] for t in targets if held[t.registry]), None)
+            if ours is not None:
+                # Released before: the registries that hold it keep their index (no export),
+                # the others get a copy of it.
+                digest, body, children = ours
+                self.manifests[digest] = body
+                report.media_type = family(self.plan.index_format).index
+                report.platforms = [{"platform": p, "digest": children[i], "image_id": i}
+                                    for p, _, i in local]
+                self.reporter.start(targets)
+                try:
+                    source = self.distribute_immutable(
+                        report, targets, known={digest}, image_id=None,
+                        existing={name: h[0] if h else None for name, h in held.items()})
+                    return self._finish(report, source, targets)
+                finally:
+                    self.reporter.stop()
+            images = [self._export_platform(p, ref, i, workdir) for p, ref, i in local]
             index = build_index([i.entry() for i in images], self.plan.index_format)
             report.media_type = index.media_type
             report.platforms = [{"platform": str(i.platform), "digest": i.digest,
                                  "image_id": i.image_id} for i in images]
-            targets = list(self.plan.targets)
             self.reporter.start(targets)
             try:
                 source = self.distribute_immutable(

@@ -275,3 +275,47 @@ def test_foreign_run_step_without_qemu_says_so(tmp_path, docker_engine, plain_re
     # Said before the build when binfmt_misc is visible here, else from the failing RUN.
     assert "QEMU binfmt handler" in proc.stderr and "linux/arm64" in proc.stderr
     assert "--platform linux/arm64 --push-by-digest" in proc.stderr   # the native-runner way out
+
+
+def test_a_rerun_whose_compression_differs_keeps_the_released_index(tmp_path, docker_engine,
+                                                                    plain_registry, make_registry,
+                                                                    repo, monkeypatch):
+    """Same local images, other gzip bytes (e.g. isal installed, or upgraded, since the first
+    run): the index on the registry has their configs, so it is ours and stays; a registry
+    that lacks it gets a copy of that index, not a new one, and nothing is exported."""
+    import io
+
+    from pipeline import compress
+    from pipeline.cli import _derive
+    from pipeline.config import load_config
+    from pipeline.engine import Engine
+    from pipeline.plan import make_plan
+    from pipeline.progress import PlainReporter
+    from pipeline.release import Releaser
+
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
+    first = run_release(config, "build-push", "6.0.0", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    released = json.loads(first.stdout)["digest"]
+
+    second_reg = make_registry(name="late")
+    config.write_text(config.read_text() + registry_block("late", second_reg, repo) + "\n")
+    monkeypatch.setattr(compress, "ISAL_LEVEL", 1)     # another compression from now on
+    monkeypatch.setattr(compress, "ZLIB_LEVEL", 1)
+    cfg = load_config(str(config))
+    plan = make_plan(cfg, _derive(cfg, "6.0.0"), cfg.select([]), build=False)
+    out = io.StringIO()
+    releaser = Releaser(cfg, plan, PlainReporter(out))
+    releaser.engine = Engine()
+    exported = []
+    releaser.engine.export = lambda ref: exported.append(ref) or iter(())
+    report = releaser.run(build=False)
+    assert report.ok, report.errors
+    assert exported == []                                        # nothing was compressed again
+    assert report.digest == released
+    by_registry = {(r.registry, r.ref.rsplit(":", 1)[1]): r.status for r in report.results}
+    assert by_registry[("plain", "6.0.0")] == "already there"
+    assert by_registry[("late", "6.0.0")] == "pushed"            # a copy of the released index
+    assert plain_registry.manifest(repo, "6.0.0").digest == released
+    assert second_reg.manifest(repo, "6.0.0").digest == released
+    assert second_reg.manifest(repo, "latest").digest == released
