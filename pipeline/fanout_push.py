@@ -5,11 +5,12 @@ at a time. Here the engine exports the image once (`docker save`), image_export.
 compresses each layer once, and every registry receives each layer the moment it is
 packed: uploads of one layer overlap the compression of the next, and all registries
 upload in parallel. Then each registry gets the config and the manifest under the
-immutable tag. At most `jobs` blobs are in flight (the export waits for uploads), and
-each spool file is deleted as soon as every registry has it: the disk holds a few
-compressed layers at a time, not the whole image.
-Compression is deterministic, so a layer a registry already holds
-(the unchanged base of the previous release) is found by a HEAD and not sent again.
+immutable tag. Compression is deterministic, so a layer a registry already holds (the
+unchanged base of the previous release) is found by a HEAD and not sent again.
+
+At most `jobs` blobs are in flight (the export waits for the uploads), and each spool
+file is deleted as soon as every registry has it: the disk holds a few compressed
+layers at a time, not the whole image.
 
 A registry that fails is reported and left out while the others go on; the release
 flow applies the all-or-nothing rule for floating tags. Blobs already uploaded to a
