@@ -88,12 +88,6 @@ def from_env(registry_name: str, username_env: str | None, password_env: str | N
                        method=f"env {names}")
 
 
-def _docker_hub_keys(host: str) -> list[str]:
-    if host in ("docker.io", "index.docker.io", "registry-1.docker.io"):
-        return ["https://index.docker.io/v1/", "index.docker.io", "docker.io"]
-    return [host, f"https://{host}", f"http://{host}"]
-
-
 def from_docker_auth_config(host: str, env: Mapping[str, str]) -> Credentials | None:
     raw = env.get("DOCKER_AUTH_CONFIG")
     if not raw:
@@ -105,13 +99,15 @@ def from_docker_auth_config(host: str, env: Mapping[str, str]) -> Credentials | 
         raise UsageError("DOCKER_AUTH_CONFIG is not valid JSON", hint=f"expected {shape}") from None
     if not isinstance(auths, dict):
         raise UsageError("DOCKER_AUTH_CONFIG: \"auths\" must be an object", hint=f"expected {shape}")
-    for key in _docker_hub_keys(host):
-        entry = auths.get(key)
-        if entry and not isinstance(entry, dict):
+    from .cloud.dockerconfig import auth_candidates
+
+    for key, entry in auth_candidates(auths, host):
+        if not isinstance(entry, dict):
             raise UsageError(f"DOCKER_AUTH_CONFIG: the entry for {key} must be an object",
                              hint=f"expected {shape}")
-        if entry:
-            return _entry_to_credentials(entry, "DOCKER_AUTH_CONFIG")
+        found = _entry_to_credentials(entry, "DOCKER_AUTH_CONFIG")
+        if found is not None:
+            return found
     return None
 
 

@@ -132,6 +132,14 @@ class Engine:
         """The Unix-socket reader, unless this engine was given a client (tests, fakes)."""
         return getattr(self, "_socket", None) if getattr(self, "_client", None) is None else None
 
+    def _read(self, call, *args):
+        """A read over the Unix socket; engine errors as ReleaseError."""
+        from .engine_socket import EngineSocketError
+        try:
+            return call(*args)
+        except EngineSocketError as exc:
+            raise ReleaseError(redact.redact(str(exc)), hint=ENGINE_HINT) from None
+
     # -- build ------------------------------------------------------------------------------
     def build(self, *, context: Path, dockerfile: str, tag: str, build_args: dict[str, str],
               target: str | None, labels: dict[str, str], platform: str | None = None,
@@ -199,13 +207,7 @@ class Engine:
     # -- the engine itself ------------------------------------------------------------------
     def info(self) -> dict:
         local = self._local()
-        if local is not None:
-            from .engine_socket import EngineSocketError
-            try:
-                return local.info()
-            except EngineSocketError as exc:
-                raise ReleaseError(redact.redact(str(exc)), hint=ENGINE_HINT) from None
-        return self.api.info()
+        return self._read(local.info) if local is not None else self.api.info()
 
     def uses_containerd_store(self) -> bool:
         """Images kept in containerd's content store (Engine 29's default): their id is the
@@ -249,11 +251,7 @@ class Engine:
     def inspect(self, ref: str) -> dict | None:
         local = self._local()
         if local is not None:
-            from .engine_socket import EngineSocketError
-            try:
-                return local.inspect_image(ref)
-            except EngineSocketError as exc:
-                raise ReleaseError(redact.redact(str(exc)), hint=ENGINE_HINT) from None
+            return self._read(local.inspect_image, ref)
         from docker.errors import ImageNotFound
         try:
             return self.api.inspect_image(ref)
@@ -261,11 +259,15 @@ class Engine:
             return None
 
     def require_image(self, ref: str) -> str:
-        image = self.image_id(ref)
-        if image is None:
+        return self.require_inspect(ref)["Id"]
+
+    def require_inspect(self, ref: str) -> dict:
+        """The inspect document of a local image that must exist (--no-build)."""
+        info = self.inspect(ref)
+        if info is None:
             raise UsageError(f"local image {ref} not found",
                              hint="run without --no-build, or build and tag it first")
-        return image
+        return info
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         self.api.tag(image, repository, tag, force=True)

@@ -85,41 +85,50 @@ class _Layer:
         return Blob(self.digest, self.size, media_type or self.media_type, path=self.path)
 
 
+def _blocks(source, first: bytes):
+    block = first
+    while block:
+        yield block
+        block = source.read(CHUNK)
+
+
+def _hashed(blocks, h):
+    for block in blocks:
+        h.update(block)
+        yield block
+
+
 def _pack(source, first: bytes, out: Path, gzip_type: str) -> _Layer:
     """Compress a layer tar into `out` (or copy it when it already is gzip / zstd)."""
-    outer, size = hashlib.sha256(), 0
     inner = hashlib.sha256()
     if first.startswith(GZIP_MAGIC):
-        mode, media_type, d = "gzip", gzip_type, compress.decompressor()
+        media_type, d = gzip_type, compress.decompressor()
+
+        def packed():
+            for block in _blocks(source, first):
+                _inflate_into(inner, d, block)
+                yield block
+            try:
+                inner.update(d.flush())
+            except Exception as exc:
+                raise ReleaseError(f"a gzip layer of the engine's export is corrupt: {exc}") from None
     elif first.startswith(ZSTD_MAGIC):
-        mode, media_type, d = "zstd", OCI_LAYER_ZSTD, None
+        media_type, inner = OCI_LAYER_ZSTD, None
+
+        def packed():
+            return _blocks(source, first)
     else:
-        mode, media_type, d = "tar", gzip_type, None
-    c = compress.compressor() if mode == "tar" else None
-    blocks = compress.Blocks()
+        media_type = gzip_type
+
+        def packed():
+            return compress.gzip_chunks(_hashed(_blocks(source, first), inner))
+    outer, size = hashlib.sha256(), 0
     with open(out, "wb") as dst:
-        block = first
-        while block:
-            if mode == "tar":
-                inner.update(block)
-                packed = b"".join(c.compress(b) for b in blocks.feed(block))
-            else:
-                if d is not None:
-                    _inflate_into(inner, d, block)
-                packed = block
-            if packed:
-                outer.update(packed)
-                dst.write(packed)
-                size += len(packed)
-            block = source.read(CHUNK)
-        if mode == "tar":
-            packed = b"".join(c.compress(b) for b in blocks.rest()) + c.flush()
-            outer.update(packed)
-            dst.write(packed)
-            size += len(packed)
-        elif d is not None:
-            inner.update(d.flush())
-    diff_id = None if mode == "zstd" else "sha256:" + inner.hexdigest()
+        for chunk in packed():
+            outer.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+    diff_id = None if inner is None else "sha256:" + inner.hexdigest()
     return _Layer(out, "sha256:" + outer.hexdigest(), size, media_type, diff_id)
 
 

@@ -397,9 +397,13 @@ class Releaser(PlatformSteps):
             return self._run_platforms(build=build)
         report = Report(self.plan)
         self.resolve_credentials()
-        image_id = self.build() if build else self.engine.require_image(self.plan.local_ref)
+        if build:
+            image_id = self.build()
+            info = self.engine.inspect(image_id) or {}
+        else:
+            info = self.engine.require_inspect(self.plan.local_ref)
+            image_id = info["Id"]
         report.image_id = image_id
-        info = self.engine.inspect(image_id) or {}
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:
@@ -421,33 +425,44 @@ class Releaser(PlatformSteps):
         finally:
             self.reporter.stop()
 
-    def _holding(self, target: Target, image_id: str,
-                 pushed_before: set[str] = frozenset()) -> tuple[str, bytes] | None:
-        """(digest, bytes) of the manifest under the immutable tag when it is this very image:
-        its config is the local image, whoever compressed the layers; or the manifest is the
-        local image id itself (containerd image store) or one the engine pushed (RepoDigests).
-        Else None.
-
-        In the same round trip per registry, what each floating tag points at now (for
-        step 3, which then only PUTs the tags that differ)."""
+    def tag_manifest(self, target: Target):
+        """(bytes, info, parsed) of what the immutable tag holds now, or None when it is
+        absent, unreachable or refused (the push itself will say why)."""
         from .registry.manifest import ManifestError, parse_manifest
 
-        client = self.client(target.registry)
         try:
-            body, info = client.get_manifest(target.repository, target.immutable)
-            manifest = parse_manifest(body, info.media_type)
+            body, info = self.client(target.registry).get_manifest(target.repository,
+                                                                   target.immutable)
+            return body, info, parse_manifest(body, info.media_type)
         except (RegistryAPIError, ManifestError):
-            return None     # absent, unreachable or refused: the push itself will say why
-        ours = info.digest == image_id or info.digest in pushed_before or (
-            not manifest.is_index and manifest.blobs and manifest.blobs[0].digest == image_id)
-        if not ours:
             return None
+
+    def read_floating(self, target: Target) -> None:
+        """What each floating tag points at now, for step 3 (which then only PUTs the tags
+        that differ); asked when the immutable tag is found to be ours."""
+        client = self.client(target.registry)
         for tag in target.floating:
             try:
                 found = client.head_manifest(target.repository, tag)
             except RegistryAPIError:
                 continue    # step 3 asks again
             self.current_tags[(target.registry, tag)] = found.digest if found else None
+
+    def _holding(self, target: Target, image_id: str,
+                 pushed_before: set[str] = frozenset()) -> tuple[str, bytes] | None:
+        """(digest, bytes) of the manifest under the immutable tag when it is this very image:
+        its config is the local image, whoever compressed the layers; or the manifest is the
+        local image id itself (containerd image store) or one the engine pushed (RepoDigests).
+        Else None."""
+        found = self.tag_manifest(target)
+        if found is None:
+            return None
+        body, info, manifest = found
+        ours = info.digest == image_id or info.digest in pushed_before or (
+            not manifest.is_index and manifest.blobs and manifest.blobs[0].digest == image_id)
+        if not ours:
+            return None
+        self.read_floating(target)
         return info.digest, body
 
     def _push_local(self, targets: list[Target], image_id: str, info: dict) -> dict | None:

@@ -61,13 +61,15 @@ class PlatformSteps:
         from .index import family
         from .registry.manifest import ManifestError, parse_manifest
 
+        found = self.tag_manifest(target)
+        if found is None:
+            return None
+        body, info, index = found
+        if not index.is_index or info.media_type != family(self.plan.index_format).index:
+            return None
         client = self.client(target.registry)
+        children = {}
         try:
-            body, info = client.get_manifest(target.repository, target.immutable)
-            index = parse_manifest(body, info.media_type)
-            if not index.is_index or info.media_type != family(self.plan.index_format).index:
-                return None
-            children = {}
             for child in index.children:
                 child_body, child_info = client.get_manifest(target.repository, child.digest)
                 manifest = parse_manifest(child_body, child_info.media_type)
@@ -78,6 +80,7 @@ class PlatformSteps:
             return None
         if sorted(children) != sorted(image_ids) or len(index.children) != len(image_ids):
             return None
+        self.read_floating(target)
         return info.digest, body, children
 
     def _push_platforms(self, target: Target, images, index) -> RefResult:
@@ -131,24 +134,19 @@ class PlatformSteps:
                 report.media_type = family(self.plan.index_format).index
                 report.platforms = [{"platform": p, "digest": children[i], "image_id": i}
                                     for p, _, i in local]
-                self.reporter.start(targets)
-                try:
-                    source = self.distribute_immutable(
-                        report, targets, known={digest}, image_id=None,
-                        existing={name: h[0] if h else None for name, h in held.items()})
-                    return self._finish(report, source, targets)
-                finally:
-                    self.reporter.stop()
-            images = [self._export_platform(p, ref, i, workdir) for p, ref, i in local]
-            index = build_index([i.entry() for i in images], self.plan.index_format)
-            report.media_type = index.media_type
-            report.platforms = [{"platform": str(i.platform), "digest": i.digest,
-                                 "image_id": i.image_id} for i in images]
+                how = dict(known={digest},
+                           existing={name: h[0] if h else None for name, h in held.items()})
+            else:
+                images = [self._export_platform(p, ref, i, workdir) for p, ref, i in local]
+                index = build_index([i.entry() for i in images], self.plan.index_format)
+                report.media_type = index.media_type
+                report.platforms = [{"platform": str(i.platform), "digest": i.digest,
+                                     "image_id": i.image_id} for i in images]
+                how = dict(known={index.digest},
+                           first_push=lambda t: self._push_platforms(t, images, index))
             self.reporter.start(targets)
             try:
-                source = self.distribute_immutable(
-                    report, targets, known={index.digest}, image_id=None,
-                    first_push=lambda t: self._push_platforms(t, images, index))
+                source = self.distribute_immutable(report, targets, image_id=None, **how)
                 return self._finish(report, source, targets)
             finally:
                 self.reporter.stop()

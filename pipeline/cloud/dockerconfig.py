@@ -67,14 +67,21 @@ def lookup(host: str, env: Mapping[str, str]) -> tuple[dict, str] | None:
         auths = config                          # the legacy layout: hosts at the top level
     if not isinstance(auths, dict):
         return None
-    for name in dict.fromkeys((key, host)):     # exact keys first, as docker-py does
-        if _usable(auths.get(name)):
-            return auths[name], "Docker config"
+    entry = next((e for _, e in auth_candidates(auths, host) if _usable(e)), None)
+    return (entry, "Docker config") if entry is not None else None
+
+
+def auth_candidates(auths: dict, host: str):
+    """(key, entry) of an `auths` object that name `host`, in docker-py's order: the exact
+    keys first (Docker Hub's is https://index.docker.io/v1/), then any key for that host."""
+    key = server_key(host)
+    exact = [name for name in dict.fromkeys((key, host)) if name in auths]
+    for name in exact:
+        yield name, auths[name]
     wanted = _hostname(key)
-    for name, entry in auths.items():           # then any key naming the same host
-        if _hostname(name) == wanted and _usable(entry):
-            return entry, "Docker config"
-    return None
+    for name, entry in auths.items():
+        if name not in exact and _hostname(name) == wanted:
+            yield name, entry
 
 
 def _usable(entry) -> bool:

@@ -94,8 +94,7 @@ def tag_image(client: RegistryClient, repository: str, digest_or_manifest: str |
             raise UsageError(f"tag_image: {exc}") from None
     else:
         body, info = client.get_manifest(repository, digest_or_manifest)
-    current = current or {}
-    return {tag: _put_tag(client, repository, tag, body, info, current) for tag in tags}
+    return {tag: _put_tag(client, repository, tag, body, info, current or {}) for tag in tags}
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -175,8 +174,10 @@ def _copy_blob(src, src_repo, dst, dst_repo, blob: Descriptor, same_registry: bo
 
 
 def _put_tag(client: RegistryClient, repo: str, tag: str, body: bytes, info: ManifestInfo,
-             known: dict[str, str | None] | None = None) -> str:
-    if known is not None and tag in known:
+             known=None) -> str:
+    """`known`: tag -> digest the caller just read (not asked again)."""
+    known = known or {}
+    if tag in known:
         if known[tag] == info.digest:
             return ALREADY
     else:
