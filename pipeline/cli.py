@@ -141,9 +141,44 @@ def tags(ctx, version, ref, sha, event, default_branch, as_json):
             click.echo("no tags for this ref", err=True)
 
 
-def _plan(ctx, version, registries, build):
+def build_options(function):
+    """--builder, --cache-from, --cache-to: laid over image.* of release.yml for this run."""
+    function = click.option("--cache-to", "cache_to", multiple=True, metavar="SPEC",
+                            help="Export the build cache (buildx spec, e.g. type=gha,mode=max); "
+                                 "repeatable, replaces image.cache_to.")(function)
+    function = click.option("--cache-from", "cache_from", multiple=True, metavar="REF|SPEC",
+                            help="Import build cache from an image (its inline cache) or a buildx "
+                                 "spec (type=gha, type=registry,ref=...); repeatable, replaces "
+                                 "image.cache_from.")(function)
+    return click.option("--builder", type=click.Choice(["auto", "buildkit", "classic"]),
+                        help="Override image.builder.")(function)
+
+
+def with_build_options(config, builder=None, cache_from=(), cache_to=()):
+    """The config with the command line's build options laid over image.*."""
+    import dataclasses
+    from .buildkit.options import OptionError, parse_cache_entry
+    changes = {}
+    if builder:
+        changes["builder"] = builder
+    try:
+        if cache_from:
+            changes["cache_from"] = tuple(parse_cache_entry(t, sink=False) for t in cache_from)
+        if cache_to:
+            changes["cache_to"] = tuple(parse_cache_entry(t, sink=True) for t in cache_to)
+    except OptionError as exc:
+        raise click.BadParameter(exc.message + (f" ({exc.hint})" if exc.hint else ""),
+                                 param_hint="--cache-from/--cache-to") from None
+    if not changes:
+        return config
+    return dataclasses.replace(config, image=dataclasses.replace(config.image, **changes))
+
+
+def _plan(ctx, version, registries, build, overrides=None):
     from .plan import make_plan
     config = _load(ctx, build=build)
+    if overrides:
+        config = with_build_options(config, *overrides)
     selected = config.select(list(registries))
     result = _derive(config, version)
     return config, make_plan(config, result, selected, build=build)
@@ -154,15 +189,16 @@ def _plan(ctx, version, registries, build):
 @click.option("--registry", "registries", multiple=True, metavar="NAME", help="Only these registries.")
 @click.option("--no-build", is_flag=True, help="Plan pushes of the existing local image.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@build_options
 @click.pass_context
-def plan(ctx, version, registries, no_build, as_json):
+def plan(ctx, version, registries, no_build, as_json, builder, cache_from, cache_to):
     """Print what build-push VERSION would do, touching nothing.
 
     \b
     Example:  release plan 1.4.2
     """
     from .plan import format_plan
-    _, p = _plan(ctx, version, registries, not no_build)
+    _, p = _plan(ctx, version, registries, not no_build, (builder, cache_from, cache_to))
     if as_json:
         _emit_json(p.to_dict())
     else:
@@ -192,9 +228,10 @@ def plan(ctx, version, registries, no_build, as_json):
 @click.option("--dotenv", "dotenv", metavar="PATH",
               help="Also write a dotenv report (RELEASE_VERSION, RELEASE_DIGEST, RELEASE_TAGS, RELEASE_OK), "
                    "e.g. for GitLab's artifacts:reports:dotenv.")
+@build_options
 @click.pass_context
 def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, engine_push,
-               platform, push_by_digest, metadata_file, dotenv):
+               platform, push_by_digest, metadata_file, dotenv, builder, cache_from, cache_to):
     """Build once, push VERSION and its tags to every registry, verify the digests.
 
     With several image.platforms: one build per platform, each pushed by digest, one
@@ -213,7 +250,7 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     if (platform or metadata_file) and not push_by_digest:
         raise click.UsageError("--platform and --metadata-file go with --push-by-digest "
                                "(several platforms in one run: image.platforms in release.yml)")
-    config, p = _plan(ctx, version, registries, not no_build)
+    config, p = _plan(ctx, version, registries, not no_build, (builder, cache_from, cache_to))
     if push_by_digest:
         from .cli_manifest import run_push_by_digest
         run_push_by_digest(ctx, config, p, platform=platform, no_build=no_build, dry_run=dry_run,

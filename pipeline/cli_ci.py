@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli import build_options, with_build_options
 
 PACKAGE = "release-pipeline"
 TARGETS = ("github", "gitlab")
@@ -42,7 +43,7 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _command(target: str, *, config_path: str, output: str | None, templates: str | None,
-             default_branch: str, install: str | None) -> str:
+             default_branch: str, install: str | None, cache: bool = True) -> str:
     """The command that regenerates one file, as the file's header shows it."""
     import shlex
     words = ["release"]
@@ -54,12 +55,14 @@ def _command(target: str, *, config_path: str, output: str | None, templates: st
                         ("--install", install)):
         if value is not None:
             words += [flag, value]
+    if not cache:
+        words.append("--no-cache")
     return " ".join(shlex.quote(w) for w in words)
 
 
 def generate_text(config, target: str, *, root: Path, output: str | None = None,
                   templates: Path | None = None, default_branch: str = "main",
-                  install: str | None = None) -> tuple[str, str]:
+                  install: str | None = None, cache: bool = True) -> tuple[str, str]:
     """(the file `release ci generate TARGET` writes, the command that regenerates it).
 
     Pure apart from reading the templates (and pyproject.toml for the default --install)."""
@@ -69,11 +72,11 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
     config_path = _relative(config.path, root)
     command = _command(target, config_path=config_path, output=output,
                        templates=_relative(templates, root) if templates else None,
-                       default_branch=default_branch, install=install)
+                       default_branch=default_branch, install=install, cache=cache)
     context = build_context(config, config_path=config_path, versions=load_versions(templates),
                             install=with_extras(install or default_install(root), extras_for(config)),
                             default_branch=default_branch,
-                            command=command)
+                            command=command, cache=cache)
     return render(target, context, templates), command
 
 
@@ -94,8 +97,11 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
               help=f"What the CI pip-installs to get release. Default: {PACKAGE}=={__version__}, "
                    "or '.' inside release's own repository; plus the extras [aws] [gcp] [azure] "
                    "for ECR, GCR and ACR registries.")
+@click.option("--no-cache", "no_cache", is_flag=True,
+              help="Generate CI without a build cache: no buildx / Actions cache runtime steps and "
+                   "no --cache-from/--cache-to on GitHub, no --cache-from \"$CACHE_REF\" on GitLab.")
 @click.pass_context
-def generate(ctx, target, output, templates, check, default_branch, install):
+def generate(ctx, target, output, templates, check, default_branch, install, no_cache):
     """Generate GitHub Actions / GitLab CI files from release.yml.
 
     Paths are relative to the current directory, the repository root the CI runs in.
@@ -105,6 +111,7 @@ def generate(ctx, target, output, templates, check, default_branch, install):
     Example:  release ci generate all
               release ci generate github --output - | less
               release ci generate all --check          # exit 1 + diff when out of date
+              release ci generate all --no-cache       # no build cache in the CI
     """
     from .config import load_config
     from .errors import UsageError
@@ -121,7 +128,8 @@ def generate(ctx, target, output, templates, check, default_branch, install):
     for t in targets:
         path = output or DEFAULT_OUTPUTS[t]
         text, command = generate_text(config, t, root=root, output=output, templates=templates,
-                                      default_branch=default_branch, install=install)
+                                      default_branch=default_branch, install=install,
+                                      cache=not no_cache)
         if path == "-":
             click.echo(text, nl=False)
             continue
@@ -155,35 +163,39 @@ def generate(ctx, target, output, templates, check, default_branch, install):
 
 @ci_group.command("build")
 @click.option("-q", "--quiet", is_flag=True, help="No build output; errors only.")
+@build_options
 @click.pass_context
-def ci_build(ctx, quiet):
+def ci_build(ctx, quiet, builder, cache_from, cache_to):
     """Build the image as build-push would, and push nothing.
 
     The pull-request and default-branch step of the generated CI: proves the image builds,
     needs no credentials. Tags the result <image.name>:ci (per platform with image.platforms).
+
+    \b
+    Example:  release ci build --cache-from type=gha --cache-to type=gha,mode=max
     """
+    from .buildkit.builder import ImageBuilder
     from .config import load_config
     from .engine import Engine
     from .labels import oci_labels
     from .progress import make_reporter
     from .sourceinfo import revision, source_url
 
-    config = load_config(ctx.obj["config_path"])
+    config = with_build_options(load_config(ctx.obj["config_path"]), builder, cache_from, cache_to)
     image = config.image
     cwd = config.path.parent
     labels = oci_labels(version="ci", revision=revision(cwd), source=source_url(cwd), user=image.labels)
     platforms = list(getattr(image, "platforms", ()) or ()) or [None]
     reporter = make_reporter(quiet)
-    engine = Engine()
+    images = ImageBuilder(Engine(), image, reporter)
     built = []
     try:
+        route = images.prepare()
         for platform in platforms:
             tag = f"{image.name}:ci" + (f"-{platform.replace('/', '-')}" if len(platforms) > 1 else "")
-            reporter.message(f"building {tag}{f' for {platform}' if platform else ''} from {image.context}")
-            kwargs = {"platform": platform} if platform else {}
-            image_id = engine.build(context=image.context, dockerfile=image.dockerfile, tag=tag,
-                                    build_args=image.build_args, target=image.target, labels=labels,
-                                    on_line=reporter.build_line, **kwargs)
+            reporter.message(f"building {tag}{f' for {platform}' if platform else ''} from "
+                             f"{image.context} ({route.describe()})")
+            image_id = images.build(tag=tag, labels=labels, platform=platform)
             built.append((tag, image_id))
     finally:
         reporter.close()

@@ -46,7 +46,7 @@ SCHEMA_VERSION = 1
 TOP_KEYS = ("version", "image", "tags", "flavor", "registries", "retry")
 TOP_REQUIRED = ("image", "registries")
 IMAGE_KEYS = ("name", "context", "dockerfile", "build_args", "target", "labels", "platforms",
-              "index_format")
+              "index_format", "builder", "secrets", "cache_from", "cache_to")
 IMAGE_REQUIRED = ("name",)
 REGISTRY_KEYS = ("name", "type", "registry", "repository", "username_env", "password_env",
                  "ca_file", "insecure", "region", "profile", "role_arn", "create_repository",
@@ -128,6 +128,10 @@ class ImageConfig:
     # os/arch[/variant] in release.yml order; () = the engine's own platform, one manifest
     platforms: tuple[str, ...] = ()
     index_format: str = DEFAULT_INDEX_FORMAT  # with several platforms: "oci" or "docker"
+    builder: str = "auto"                   # auto | buildkit | classic (pipeline/buildkit/)
+    secrets: tuple = ()                     # buildkit.options.BuildSecret, for RUN --mount=type=secret
+    cache_from: tuple = ()                  # buildkit.options.CacheEntry
+    cache_to: tuple = ()                    # buildkit.options.CacheEntry (buildx specs only)
 
 
 @dataclass(frozen=True)
@@ -574,14 +578,122 @@ class _Loader:
                 index_format = None
         ok &= index_format is not None
 
+        build = self.build_options(entries)
+        ok &= build is not None
+
         if not ok:
             return None
         assert name is not None and context is not None and dockerfile is not None
         assert build_args is not None and labels is not None
-        assert platforms is not None and index_format is not None
+        assert platforms is not None and index_format is not None and build is not None
         return ImageConfig(name=name, context=context, dockerfile=dockerfile,
                            build_args=build_args, target=target, labels=labels,
-                           platforms=platforms, index_format=index_format)
+                           platforms=platforms, index_format=index_format, **build)
+
+    def build_options(self, entries: dict[str, tuple[Node, Node]]) -> dict | None:
+        """image.builder, image.secrets, image.cache_from, image.cache_to."""
+        from pipeline.buildkit.options import BUILDERS, OptionError, parse_cache_entry
+
+        result: dict = {}
+        ok = True
+        if "builder" in entries:
+            node = entries["builder"][1]
+            builder = self.string(node, "image.builder")
+            if builder is not None and builder not in BUILDERS:
+                self.error(node, f"image.builder must be one of {', '.join(BUILDERS)}, got "
+                                 f"'{builder}'",
+                           hint=_did_you_mean(builder, BUILDERS) or
+                           "auto: BuildKit when the engine has it (default); classic: the "
+                           "legacy builder")
+                builder = None
+            ok &= builder is not None
+            result["builder"] = builder
+        if "secrets" in entries:
+            secrets = self.secrets(entries["secrets"][1])
+            ok &= secrets is not None
+            result["secrets"] = secrets
+        for key in ("cache_from", "cache_to"):
+            if key not in entries:
+                continue
+            lines = self.rule_list(entries[key][1], f"image.{key}", allow_empty=True)
+            if lines is None:
+                ok = False
+                continue
+            parsed = []
+            for item, text in zip(entries[key][1].value, lines):
+                try:
+                    parsed.append(parse_cache_entry(text, sink=key == "cache_to"))
+                except OptionError as exc:
+                    self.error(item, f"image.{exc.message}" if exc.message.startswith(key)
+                               else exc.message, hint=exc.hint)
+                    ok = False
+            result[key] = tuple(parsed)
+        return result if ok else None
+
+    def secrets(self, node: Node) -> tuple | None:
+        """image.secrets: [{id: ID, env: VAR} | {id: ID, file: PATH}, ...]."""
+        from pipeline.buildkit.options import (BuildSecret, OptionError, check_env_name,
+                                               check_secret_id)
+
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"image.secrets must be a list, got {describe(node)}",
+                       hint="e.g. secrets: [{id: npmrc, env: NPM_TOKEN}, {id: key, file: key.pem}]")
+            return None
+        result, seen, ok = [], {}, True
+        for i, item in enumerate(node.value):
+            where = f"image.secrets[{i}]"
+            before = len(self.errors)
+            entries = self.mapping(item, where, ("id", "env", "file"), ("id",))
+            if entries is None or len(self.errors) > before:   # a typo: reported once, there
+                ok = False
+                continue
+            secret_id = self.string(entries["id"][1], f"{where}.id") if "id" in entries else None
+            try:
+                if secret_id is not None:
+                    check_secret_id(secret_id)
+            except OptionError as exc:
+                self.error(entries["id"][1], exc.message, hint=exc.hint)
+                secret_id = None
+            if secret_id is not None and secret_id in seen:
+                self.error(entries["id"][1], f"secret id '{secret_id}' is listed twice (first on "
+                                             f"line {seen[secret_id]})", hint="remove one of them")
+                secret_id = None
+            if secret_id is not None:
+                seen[secret_id] = position(entries["id"][1])[0]
+            if ("env" in entries) == ("file" in entries):
+                self.error(item, f"{where} needs exactly one of env: or file:",
+                           hint="env: the NAME of an environment variable holding the secret; "
+                                "file: a path relative to release.yml")
+                ok = False
+                continue
+            env = path = None
+            if "env" in entries:
+                env = self.string(entries["env"][1], f"{where}.env")
+                try:
+                    if env is not None:
+                        check_env_name(env)
+                except OptionError:
+                    self.error(entries["env"][1], f"{where}.env must name an environment "
+                                                  f"variable; the value looks like a secret "
+                                                  f"(not shown)",
+                               hint="write the variable's NAME, e.g. env: NPM_TOKEN")
+                    env = None
+                ok &= env is not None
+            else:
+                text = self.string(entries["file"][1], f"{where}.file")
+                if text is not None:
+                    path = self.resolve(text)
+                    if self.check_build_files and not path.is_file():
+                        self.error(entries["file"][1],
+                                   f"{where}.file not found: {text} (looked in {path})",
+                                   hint="secret files are relative to the directory of release.yml")
+                        path = None
+                ok &= path is not None
+            if secret_id is None:
+                ok = False
+            if ok:
+                result.append(BuildSecret(secret_id, env=env, file=path))
+        return tuple(result) if ok else None
 
     def platforms(self, node: Node) -> tuple[str, ...] | None:
         """image.platforms: a non-empty list of distinct os/arch[/variant] strings."""

@@ -73,7 +73,7 @@ class PushProgress:
     total: int | None = None
 
 
-def _stream_error(chunk: dict) -> str | None:
+def stream_error(chunk: dict) -> str | None:
     detail = chunk.get("errorDetail")
     if isinstance(detail, dict) and detail.get("message"):
         return str(detail["message"])
@@ -161,12 +161,12 @@ class Engine:
                                     buildargs=build_args or None, target=target, labels=labels,
                                     rm=True, forcerm=True, decode=True, platform=platform, **extra)
             for chunk in stream:
-                error = _stream_error(chunk)
+                error = stream_error(chunk)
                 if error:
                     where = f" at {last_step}" if last_step else ""
                     hint = None
                     if exec_format or "exec format error" in error.lower():
-                        where, hint = self._exec_format(where, platform)
+                        where, hint = self.explain_exec_format(where, platform)
                     raise BuildFailed(f"build failed{where}: {redact.redact(error.strip())}",
                                       hint=hint)
                 text = chunk.get("stream")
@@ -187,7 +187,7 @@ class Engine:
             image_id = self.api.inspect_image(tag)["Id"]
         return image_id
 
-    def _exec_format(self, where: str, platform: str | None) -> tuple[str, str | None]:
+    def explain_exec_format(self, where: str, platform: str | None) -> tuple[str, str | None]:
         """Explain "exec format error": a foreign platform without QEMU, or a wrong binary."""
         from .platforms import QEMU_HINT, needs_emulation, parse_platform
         native = None
@@ -208,6 +208,33 @@ class Engine:
     def info(self) -> dict:
         local = self._local()
         return self._read(local.info) if local is not None else self.api.info()
+
+    def version(self) -> dict:
+        """The engine's /version answer (ApiVersion, Os, Version...)."""
+        from docker.errors import APIError, DockerException
+        try:
+            return self.api.version()
+        except (APIError, DockerException) as exc:
+            raise ReleaseError(f"cannot reach the Docker Engine: {redact.redact(str(exc))}",
+                               hint=ENGINE_HINT) from None
+
+    def pull(self, ref: str, auth_config: dict | None) -> str:
+        """Pull `ref` with these credentials (per call, never a stored login); its image id."""
+        from docker.errors import APIError
+        from .registry.reference import parse_reference
+        parsed = parse_reference(ref)
+        repository = ref[: -len(parsed.tag) - 1] if parsed.tag and ref.endswith(":" + parsed.tag) \
+            else ref.split("@", 1)[0]
+        try:
+            for chunk in self.api.pull(repository, tag=parsed.digest or parsed.tag or "latest",
+                                       auth_config=auth_config, stream=True, decode=True):
+                error = stream_error(chunk)
+                if error:
+                    raise ReleaseError(f"pull of {ref} failed: {redact.redact(error.strip())}")
+        except APIError as exc:
+            raise ReleaseError(f"pull of {ref} failed: "
+                               f"{redact.redact(exc.explanation or str(exc))}") from None
+        return self.require_image(ref)
 
     def uses_containerd_store(self) -> bool:
         """Images kept in containerd's content store (Engine 29's default): their id is the
@@ -293,7 +320,7 @@ class Engine:
             stream = self.api.push(repository, tag=tag, auth_config=auth_config,
                                    stream=True, decode=True)
             for chunk in stream:  # read to the end: closing early cancels the push
-                error = _stream_error(chunk)
+                error = stream_error(chunk)
                 if error:
                     message = explain_push_error(redact.redact(error.strip()))
                     raise classify_push_error(message)(message)

@@ -40,6 +40,24 @@ class BuildStep:
     target: str | None
     build_args: dict[str, str]
     local_ref: str
+    builder: str = "auto"                     # image.builder
+    secrets: tuple[str, ...] = ()             # secret ids (never values)
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        data = {"context": self.context, "dockerfile": self.dockerfile, "target": self.target,
+                "build_args": sorted(self.build_args), "builder": self.builder}
+        for key in ("secrets", "cache_from", "cache_to"):
+            if getattr(self, key):
+                data[key] = list(getattr(self, key))
+        return data
+
+    def describe_builder(self) -> str:
+        """The plan's builder line; the engine is not asked, so `auto` says both outcomes."""
+        from .buildkit.choose import describe_route
+        return describe_route(self.builder, secrets=bool(self.secrets),
+                              cache_from=self.cache_from, cache_to=self.cache_to)
 
 
 @dataclass(frozen=True)
@@ -76,17 +94,13 @@ class Plan:
             for p in self.platforms:
                 if self.build:
                     steps.append({"step": "build", "platform": p, "image": self.platform_ref(p),
-                                  "context": self.build.context, "dockerfile": self.build.dockerfile,
-                                  "target": self.build.target,
-                                  "build_args": sorted(self.build.build_args)})
+                                  **self.build.to_dict()})
                 else:
                     steps.append({"step": "use-local", "platform": p, "image": self.platform_ref(p)})
             steps.append({"step": "index", "format": self.index_format, "platforms": list(self.platforms),
                           "push": "each platform image by digest (no tag), then the index by digest"})
         elif self.build:
-            steps.append({"step": "build", "image": self.local_ref, "context": self.build.context,
-                          "dockerfile": self.build.dockerfile, "target": self.build.target,
-                          "build_args": sorted(self.build.build_args)})
+            steps.append({"step": "build", "image": self.local_ref, **self.build.to_dict()})
             if self.platform:
                 steps[-1]["platform"] = self.platform
         else:
@@ -132,7 +146,11 @@ def make_plan(config, result, registries, *, build: bool = True) -> Plan:
     if build:
         image = config.image
         step = BuildStep(context=str(image.context), dockerfile=image.dockerfile, target=image.target,
-                         build_args=dict(image.build_args), local_ref=local_ref)
+                         build_args=dict(image.build_args), local_ref=local_ref,
+                         builder=getattr(image, "builder", "auto") or "auto",
+                         secrets=tuple(s.id for s in getattr(image, "secrets", ())),
+                         cache_from=tuple(c.text for c in getattr(image, "cache_from", ())),
+                         cache_to=tuple(c.text for c in getattr(image, "cache_to", ())))
     targets = tuple(Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
                            immutable=version, floating=floating) for r in registries)
     return Plan(version=version, tags=(version, *floating), latest=result.latest, local_ref=local_ref,
@@ -152,6 +170,7 @@ def format_plan(plan: Plan) -> str:
             target = f" (target {plan.build.target})" if plan.build.target else ""
             lines.append(f"1. build {len(plan.platforms)} platforms from "
                          f"{plan.build.context}/{plan.build.dockerfile}{target}, one build each")
+            lines.append(f"     {plan.build.describe_builder()}")
         else:
             lines.append(f"1. use the local images of {len(plan.platforms)} platforms (--no-build)")
         lines += [f"     {p:<14} {plan.platform_ref(p)}" for p in plan.platforms]
@@ -164,6 +183,7 @@ def format_plan(plan: Plan) -> str:
             platform = f" for {plan.platform}" if plan.platform else ""
             lines.append(f"1. build {plan.local_ref}{platform} from "
                          f"{plan.build.context}/{plan.build.dockerfile}{target}")
+            lines.append(f"     {plan.build.describe_builder()}")
         else:
             lines.append(f"1. use the local image {plan.local_ref} (--no-build)")
         lines.append(f"2. push the immutable tag {plan.version} (registries in parallel)")

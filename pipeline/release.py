@@ -102,25 +102,43 @@ class Releaser(PlatformSteps):
             self.check_emulation([self.plan.platform])
         return self.build_image(self.plan.local_ref, self.plan.platform)
 
+    @cached_property
+    def builder(self):
+        """Builds every image of this run (pipeline/buildkit/builder.py): BuildKit, or the
+        classic builder when the engine has no BuildKit or release.yml asks for it."""
+        from .buildkit.builder import ImageBuilder
+        return ImageBuilder(self.engine, self.config.image, self.reporter, env=self.env,
+                            registry_for=self._registry_for_host)
+
+    def _registry_for_host(self, host: str):
+        """(client, credentials) for a cache image's registry: release.yml's entry for that
+        host when there is one, so its credentials apply; else what `docker pull` would use."""
+        from .registry.reference import normalize_host
+        for r in self.config.registries:
+            if normalize_host(r.registry) == normalize_host(host):
+                self.resolve_credentials([r.name])
+                return self.client(r.name), self.credentials[r.name]
+        return self.builder.registry_from_docker_config(host)
+
     def build_image(self, ref: str, platform: str | None = None, created=None) -> str:
         """Build `ref`; for an explicit platform, check that the image really is for it."""
         image = self.config.image
         labels = oci_labels(version=self.plan.version, revision=self.revision, source=self.source,
                             created=created or self._created_label(ref), user=image.labels)
-        self.reporter.message(f"building {ref}{f' for {platform}' if platform else ''} from {image.context}")
-        kwargs = dict(context=image.context, dockerfile=image.dockerfile, tag=ref,
-                      build_args=image.build_args, target=image.target, labels=labels,
-                      on_line=self.reporter.build_line)
-        if platform is None:            # the engine's own platform: exactly as it always was
-            return self.engine.build(**kwargs)
-        image_id = self.engine.build(platform=platform, **self._platform_cache(ref, platform), **kwargs)
+        route = self.builder.prepare()
+        self.reporter.message(f"building {ref}{f' for {platform}' if platform else ''} from "
+                              f"{image.context} ({route.describe()})")
+        if platform is None:            # the engine's own platform
+            return self.builder.build(tag=ref, labels=labels)
+        # The classic builder's cache (before Engine 25) ignores the platform of `FROM scratch`
+        # stages and may hand back another platform's image; BuildKit keeps platforms apart.
+        cache = self._platform_cache(ref, platform) if not route.buildkit else {}
+        image_id = self.builder.build(tag=ref, labels=labels, platform=platform, **cache)
         if self._built_platform_ok(image_id, platform):
             return image_id
-        # The classic builder's cache (before Engine 25) ignores the platform of `FROM scratch`
-        # stages and may hand back another platform's image: build once more without cache.
         self.reporter.message(f"the build cache gave an image for another platform; rebuilding "
                               f"{ref} for {platform} without cache")
-        image_id = self.engine.build(platform=platform, nocache=True, **kwargs)
+        image_id = self.builder.build(tag=ref, labels=labels, platform=platform, nocache=True)
         if not self._built_platform_ok(image_id, platform):
             from .engine import BuildFailed
             raise BuildFailed(f"the engine built {ref} for {self._image_platform(image_id)}, "

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from pipeline import config as c
+from pipeline.buildkit import options as build_options
 from pipeline.platforms import PLATFORM_PATTERN
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
@@ -89,6 +90,37 @@ _IMAGE: dict[str, Any] = {
             "enum": list(c.INDEX_FORMATS),
             "default": c.DEFAULT_INDEX_FORMAT,
         },
+        "builder": {
+            "type": "string",
+            "description": "auto: BuildKit when the engine has it, else the classic builder "
+                           "with a note; buildkit: BuildKit or an error; classic: the legacy "
+                           "builder.",
+            "enum": list(build_options.BUILDERS),
+            "default": build_options.DEFAULT_BUILDER,
+        },
+        "secrets": {
+            "type": "array",
+            "description": "Build secrets for RUN --mount=type=secret,id=ID (BuildKit).",
+            "items": {
+                "type": "object",
+                "description": "One secret: its id, and env (a variable's name) or file (one of "
+                               "the two).",
+                "additionalProperties": False,
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^" + build_options.SECRET_ID.pattern[:-2] + "$",
+                           "description": "The id= of RUN --mount=type=secret."},
+                    "env": {"type": "string", "pattern": "^" + build_options.ENV_NAME.pattern[:-2] + "$",
+                            "description": "NAME of the environment variable holding the secret."},
+                    "file": {"type": "string", "minLength": 1,
+                             "description": "File holding the secret, relative to release.yml."},
+                },
+            },
+        },
+        "cache_from": _rule_list("Cache sources: image references (their inline cache) or "
+                                 "buildx specs type=registry|gha|local,...", min_items=0),
+        "cache_to": _rule_list("Cache exports for docker buildx: type=registry|gha|local,... "
+                               "(every image already carries inline cache).", min_items=0),
     },
 }
 

@@ -366,13 +366,50 @@ def platform_jobs(platforms: list[str], versions: dict) -> list[PlatformJob]:
     return out
 
 
+# ---------------------------------------------------------------------------- build cache
+
+GHA_CACHE_FROM = "type=gha"                # GitHub: the Actions cache, through buildx
+GHA_CACHE_TO = "type=gha,mode=max"
+CACHE_TAG = "latest"                       # GitLab: the image whose inline cache is imported
+
+
+def gitlab_cache_ref(registries: list[Registry]) -> str | None:
+    """The image the GitLab jobs import BuildKit inline cache from (`--cache-from "$CACHE_REF"`):
+    the `latest` image of the first registry that outlives a job (a loopback registry:2 is a
+    service that starts empty every time), or None. A GitLab registry is named through
+    `$CI_REGISTRY`, its host in GitLab CI (release itself reads $CI_REGISTRY when release.yml
+    leaves `registry:` out, so the host written here may be a stand-in)."""
+    for r in registries:
+        if r.loopback_port is not None:
+            continue
+        host = "$CI_REGISTRY" if r.type == "gitlab" else r.host
+        return f"{host}/{r.repository}:{CACHE_TAG}"
+    return None
+
+
+def cache_context(registries: list[Registry], enabled: bool = True) -> dict:
+    """What the templates need for the build cache (off: `release ci generate --no-cache`).
+
+    GitHub: the jobs that build set up buildx and expose the Actions cache runtime, then pass
+    `--cache-from type=gha --cache-to type=gha,mode=max` (per-platform jobs add `scope=SLUG`).
+    GitLab: Docker-in-Docker, no buildx: `--cache-from "$CACHE_REF"`, a pushed image (every image
+    release builds carries inline cache metadata), `gitlab_ref` below."""
+    ref = gitlab_cache_ref(registries) if enabled else None
+    return {"enabled": enabled, "gha_from": GHA_CACHE_FROM, "gha_to": GHA_CACHE_TO,
+            "gitlab_ref": ref,
+            "gitlab_source": next((r.name for r in registries if r.loopback_port is None), None)
+            if ref else None}
+
+
 # ---------------------------------------------------------------------------- the whole context
 
 
 def build_context(config, *, config_path: str, versions: dict, install: str,
-                  default_branch: str = "main", command: str = "release ci generate") -> dict:
+                  default_branch: str = "main", command: str = "release ci generate",
+                  cache: bool = True) -> dict:
     """Template context for `config`. `config_path` is release.yml relative to the repository
-    root (where the CI runs); `install` is what `pip install` gets to install release."""
+    root (where the CI runs); `install` is what `pip install` gets to install release; `cache`
+    False leaves the build cache out of the generated files."""
     registries = [registry_context(r) for r in config.registries]
     logins = sorted({r.login for r in registries})
     triggers = tag_triggers(config.tags)
@@ -459,6 +496,7 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
         "azure": azure,
         "role_arns": [r for r in ecr if r.role_arn],
         "loopback_ports": loopback_ports,
+        "cache": cache_context(registries, cache),
         "github_secrets": list(dict.fromkeys(gh_secrets)),
         "github_variables": list(dict.fromkeys(gh_vars)),
         "gitlab_variables": list(dict.fromkeys(gl_vars)),

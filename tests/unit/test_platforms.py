@@ -334,7 +334,8 @@ def test_one_platform_keeps_the_single_manifest_plan():
     assert not default.multi_platform and default.platform is None
     assert "platforms" not in default.to_dict()
     assert default.steps()[0] == {"step": "build", "image": "myapp:1.2.3", "context": "/src",
-                                  "dockerfile": "Dockerfile", "target": None, "build_args": []}
+                                  "dockerfile": "Dockerfile", "target": None, "build_args": [],
+                                  "builder": "auto"}
     one = plan_for(("linux/arm64",))
     assert not one.multi_platform and one.platform == "linux/arm64"
     assert one.steps()[0]["platform"] == "linux/arm64"
@@ -440,7 +441,8 @@ def releaser(tmp_path, engine, dockerfile_text="FROM scratch\nCOPY a /a\n"):
     (tmp_path / "Dockerfile").write_text(dockerfile_text)
     image = SimpleNamespace(name="myapp", context=tmp_path, dockerfile="Dockerfile", target=None,
                             build_args={}, labels={}, platforms=("linux/amd64", "linux/arm64"),
-                            index_format="oci")
+                            index_format="oci", builder="classic", secrets=(), cache_from=(),
+                            cache_to=())
     config = SimpleNamespace(image=image, path=tmp_path / "release.yml", registries=[])
     plan = plan_for(("linux/amd64", "linux/arm64"))
     return Releaser(config, plan, PlainReporter(stream=open(tmp_path / "log", "w"), quiet=True),

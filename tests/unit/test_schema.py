@@ -143,7 +143,7 @@ def test_schema_is_draft_2020_12_json_with_descriptions():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert json.loads(json.dumps(schema)) == schema
     objects = dict(_objects(schema))
-    assert set(objects) == {"$", "$.image", "$.registries[]", "$.retry"}
+    assert set(objects) == {"$", "$.image", "$.image.secrets[]", "$.registries[]", "$.retry"}
     for path, obj in objects.items():
         assert obj["additionalProperties"] is False, path
         assert "description" in obj, path

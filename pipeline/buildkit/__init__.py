@@ -1,0 +1,1 @@
+"""Builds with BuildKit: context, progress, the engine and CLI ways in."""

@@ -1,0 +1,158 @@
+"""BuildKit through the docker CLI, for builds that need a session: secrets, buildx cache types.
+
+`docker buildx build --load` where the buildx plugin is installed; otherwise
+`DOCKER_BUILDKIT=1 docker build` on a CLI older than 23, which has BuildKit built in (newer
+CLIs hand `docker build` to buildx and fail without the plugin). The CLI talks to the same
+engine (DOCKER_HOST and DOCKER_CONFIG pass through), reads `.dockerignore` itself, and
+opens the session that serves secrets and registry credentials to BuildKit.
+
+A secret's value never reaches argv: `--secret id=ID,env=NAME` names the variable, and the
+CLI, which inherits our environment, reads it. Progress comes as `--progress=plain` text on
+stderr, turned into the same step lines as the Engine API's trace (plainlog.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .. import redact
+from ..errors import ReleaseError
+from .choose import BUILDX, DockerCli
+from .engine_build import BuildKitFailed
+
+CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker")
+PROBE_TIMEOUT = 20
+
+
+def find_cli(env: Mapping[str, str] | None = None) -> DockerCli | None:
+    """The docker CLI to build with: the first one with buildx, else the first older than 23
+    (BuildKit built in), else the first found (which can do neither; choose.py says so)."""
+    env = dict(os.environ if env is None else env)
+    seen, found = set(), []
+    for path in (shutil.which("docker", path=env.get("PATH")), *CANDIDATES):
+        if not path or not os.access(path, os.X_OK):
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        version = _run([path, "version", "--format", "{{.Client.Version}}"], env)
+        if version is None:
+            continue
+        buildx = _run([path, "buildx", "version"], env) is not None
+        found.append(DockerCli(path, version.strip(), buildx))
+    for cli in found:
+        if cli.buildx:
+            return cli
+    for cli in found:
+        if cli.legacy_buildkit:
+            return cli
+    return found[0] if found else None
+
+
+def _run(argv: list[str], env: dict) -> str | None:
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=PROBE_TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # `docker version` exits 1 when the daemon does not answer, but prints the client part
+    return done.stdout if done.stdout.strip() and (done.returncode == 0 or "version" in argv[1:2]) \
+        else None
+
+
+def build_argv(cli: DockerCli, way: str, *, context: Path, dockerfile: str, tag: str,
+               build_args: dict[str, str], target: str | None, labels: dict[str, str],
+               platform: str | None, secrets=(), cache_from=(), cache_to=(), nocache: bool = False,
+               iidfile: str) -> list[str]:
+    """The command line. Pure, so tests can check that no secret value is in it."""
+    argv = [cli.path, "buildx", "build", "--load"] if way == BUILDX else [cli.path, "build"]
+    argv += ["--progress=plain", "--iidfile", iidfile, "-t", tag,
+             "-f", str(Path(context, dockerfile))]
+    for key, value in {**build_args, "BUILDKIT_INLINE_CACHE": "1"}.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in labels.items():
+        argv += ["--label", f"{key}={value}"]
+    if target:
+        argv += ["--target", target]
+    if platform:
+        argv += ["--platform", platform]
+    if nocache:
+        argv.append("--no-cache")
+    for secret in secrets:
+        source = f"env={secret.env}" if secret.env else f"src={secret.file}"
+        argv += ["--secret", f"id={secret.id},{source}"]
+    for entry in cache_from:
+        text = entry.text
+        if way == BUILDX and entry.type == "image":
+            text = f"type=registry,ref={entry.ref}"
+        argv += ["--cache-from", text]
+    for entry in cache_to:
+        if entry.type != "inline":
+            argv += ["--cache-to", entry.text]
+    argv.append(str(context))
+    return argv
+
+
+def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, tag: str,
+                  build_args: dict[str, str], target: str | None, labels: dict[str, str],
+                  platform: str | None = None, secrets=(), cache_from=(), cache_to=(),
+                  nocache: bool = False, on_line: Callable[[str], None] = lambda line: None,
+                  env: Mapping[str, str] | None = None, dockerfile_shown: str | None = None) -> str:
+    from .failure import describe_failure
+    from .plainlog import PlainLogParser
+    from .steps import StepTracker
+
+    run_env = dict(os.environ if env is None else env)
+    run_env["DOCKER_BUILDKIT"] = "1"
+    with tempfile.TemporaryDirectory(prefix="release-build-") as tmp:
+        iidfile = os.path.join(tmp, "iid")
+        argv = build_argv(cli, way, context=context, dockerfile=dockerfile, tag=tag,
+                          build_args=build_args, target=target, labels=labels, platform=platform,
+                          secrets=secrets, cache_from=cache_from, cache_to=cache_to,
+                          nocache=nocache, iidfile=iidfile)
+        tracker, parser = StepTracker(on_line), PlainLogParser()
+        other: list[str] = []          # lines that are not progress: errors of the CLI itself
+        try:
+            proc = subprocess.Popen(argv, env=run_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    errors="replace", bufsize=1)
+        except OSError as exc:
+            raise ReleaseError(f"cannot run {cli.path}: {exc}") from None
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                status = parser.feed(line)
+                if status is not None:
+                    tracker.feed(status)
+                elif line.strip():
+                    other.append(redact.redact(line))
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if code != 0:
+            failure = tracker.failure()
+            error = _cli_error(other) or f"{Path(cli.path).name} exited with {code}"
+            raise BuildKitFailed(describe_failure(Path(context, dockerfile), error, failure,
+                                                  dockerfile_shown))
+        try:
+            return Path(iidfile).read_text().strip()
+        except OSError:
+            raise ReleaseError(f"{cli.path} built the image but wrote no image id") from None
+
+
+def _cli_error(lines: list[str]) -> str | None:
+    """The CLI's own error text (`error: failed to solve: ...`), last one first."""
+    for line in reversed(lines):
+        low = line.lower()
+        if low.startswith(("error", "failed")) or "error:" in low:
+            return line.split(":", 1)[1].strip() if low.startswith("error:") else line
+    return lines[-1] if lines else None

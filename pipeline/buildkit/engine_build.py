@@ -1,0 +1,84 @@
+"""BuildKit through the Engine API: POST /build?version=2 with the context tar as the body.
+
+docker-py's `build()` cannot ask for BuildKit (it sends no `version`), so the request goes
+through its low-level client (`APIClient._post`/`_stream_helper`), the same connection,
+TLS and DOCKER_HOST handling. No session is opened, which is why secrets go through the
+docker CLI instead (cli_build.py). The answer is a JSON stream: `moby.buildkit.trace`
+messages (protobuf progress, trace.py), `moby.image.id` (the result), `errorDetail`
+(HTTP 200 all the same: a failure is only in the stream).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from .. import redact
+from ..engine import BuildFailed, stream_error
+from .context import make_context_tar
+
+
+class BuildKitFailed(BuildFailed):
+    """A BuildKit build failed; the message names the Dockerfile line and the step's output."""
+
+
+def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_args: dict[str, str],
+                     target: str | None, labels: dict[str, str], platform: str | None = None,
+                     cache_from: list[str] | None = None, nocache: bool = False,
+                     on_line: Callable[[str], None] = lambda line: None,
+                     dockerfile_shown: str | None = None) -> str:
+    """Build, tag `tag`, return the image id. BuildKitFailed names the failing step."""
+    from docker.errors import APIError
+    from .steps import StepTracker
+    from .trace import TraceDecodeError, decode_aux
+    from .failure import describe_failure
+
+    tar = make_context_tar(context, dockerfile)
+    params = {
+        "t": tag, "version": "2", "dockerfile": tar.dockerfile,
+        # every image carries inline cache metadata: once pushed, it is a cache source
+        "buildargs": json.dumps({**build_args, "BUILDKIT_INLINE_CACHE": "1"}),
+        "labels": json.dumps(labels), "rm": "1", "forcerm": "1",
+    }
+    if target:
+        params["target"] = target
+    if platform:
+        params["platform"] = platform
+    if cache_from:
+        params["cachefrom"] = json.dumps(list(cache_from))
+    if nocache:
+        params["nocache"] = "1"
+    tracker = StepTracker(on_line)
+    image_id = None
+    try:
+        response = api._post(api._url("/build"), params=params, data=tar.file,
+                             headers={"Content-Type": "application/x-tar"}, stream=True,
+                             timeout=None)
+        api._raise_for_status(response)
+        for chunk in api._stream_helper(response, decode=True):
+            if chunk.get("id") == "moby.buildkit.trace":
+                try:
+                    tracker.feed(decode_aux(chunk.get("aux") or ""))
+                except TraceDecodeError:
+                    pass              # progress only: the build's outcome comes separately
+                continue
+            error = stream_error(chunk)
+            if error:
+                raise BuildKitFailed(describe_failure(Path(context, dockerfile), error,
+                                                      tracker.failure(), dockerfile_shown))
+            aux = chunk.get("aux")
+            if chunk.get("id") == "moby.image.id" and isinstance(aux, dict):
+                image_id = aux.get("ID") or image_id
+            text = chunk.get("stream")
+            if text and text.strip() and not text.startswith("Successfully tagged"):
+                for line in text.splitlines():
+                    if line.strip():
+                        on_line(redact.redact(line))
+    except APIError as exc:
+        raise BuildKitFailed(f"build failed: {redact.redact(exc.explanation or str(exc))}") from None
+    finally:
+        tar.close()
+    if image_id is None:
+        image_id = api.inspect_image(tag)["Id"]
+    return image_id

@@ -1,0 +1,4 @@
+FROM scratch
+COPY busybox /bb
+FROM scratch
+COPY --from=0 /bb /bb2

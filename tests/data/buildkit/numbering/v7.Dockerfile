@@ -1,0 +1,2 @@
+FROM bkrec-v1:n
+RUN echo after-onbuild
