@@ -8,7 +8,9 @@
 # 3. dockerd, if no engine answers (log: $STATE_DIR/dockerd.log; storage driver overlay2,
 #    falling back to vfs)
 # 4. docker-registry on 127.0.0.1:5000, if nothing listens there (storage: $STATE_DIR/registry)
-# 5. .venv/bin/release -c examples/release.yml build-push 1.0.0
+# 5. copy /bin/busybox into examples/ (the example's build stage needs a shell; nothing can
+#    be pulled on a machine without Docker Hub), then
+#    .venv/bin/release -c examples/release.yml build-push 1.0.0
 #
 # Idempotent: run it again and it reuses the venv, the engine and the registry.
 # Stop what it started:  kill "$(cat /tmp/release-dev/dockerd.pid)" "$(cat /tmp/release-dev/registry.pid)"
@@ -128,5 +130,9 @@ if [[ "${SKIP_RELEASE:-}" == 1 ]]; then
     log "SKIP_RELEASE=1: not running release"
     exit 0
 fi
+for bb in /bin/busybox /usr/bin/busybox; do
+    [[ -x $bb ]] && { install -m 0755 "$bb" examples/busybox; break; }
+done
+[[ -x examples/busybox ]] || die "busybox not found (apt-get install busybox-static)"
 log ".venv/bin/release -c examples/release.yml build-push 1.0.0"
 exec .venv/bin/release -c examples/release.yml build-push 1.0.0
