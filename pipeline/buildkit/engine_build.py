@@ -19,6 +19,11 @@ from ..engine import BuildFailed, stream_error
 from .context import make_context_tar
 
 
+SESSION_HINT = ("a step mounts a secret (or an SSH agent) that release.yml does not list: add it "
+                "to image.secrets, e.g. secrets: [{id: ID, env: VAR}], so the build runs "
+                "through the docker CLI's session; RUN --mount=type=ssh is not supported")
+
+
 class BuildKitFailed(BuildFailed):
     """A BuildKit build failed; the message names the Dockerfile line and the step's output."""
 
@@ -66,7 +71,8 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
             error = stream_error(chunk)
             if error:
                 raise BuildKitFailed(describe_failure(Path(context, dockerfile), error,
-                                                      tracker.failure(), dockerfile_shown))
+                                                      tracker.failure(), dockerfile_shown),
+                                     hint=SESSION_HINT if "no active session" in error else None)
             aux = chunk.get("aux")
             if chunk.get("id") == "moby.image.id" and isinstance(aux, dict):
                 image_id = aux.get("ID") or image_id

@@ -186,8 +186,9 @@ def test_secret_reaches_the_step_and_nothing_else(tmp_path, docker_engine, plain
     # 2. never in any argv (the build's docker CLI included)
     assert any("--secret id=npmrc,env=TEST_NPM_TOKEN" in a for a in seen_argv)
     assert not any(secret in a for a in seen_argv)
-    # 3. never in the log
+    # 3. never in the log, even where the step itself prints it
     assert secret not in proc.stdout + proc.stderr
+    assert "> a careless step prints it: ***" in proc.stderr
     # 4. never in the image: layers, config, history
     saved = subprocess.run(["docker", "save", local], capture_output=True, check=True).stdout
     assert secret.encode() not in saved
@@ -211,6 +212,31 @@ def _layer_blobs(saved: bytes):
         for member in tar.getmembers():
             if member.isfile():
                 yield tar.extractfile(member).read()
+
+
+def test_failing_step_through_the_cli_names_its_line(tmp_path, docker_engine, plain_registry, repo):
+    config = project(tmp_path, "secret", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  secrets:\n    - id: npmrc\n      env: TEST_NPM_TOKEN\n")
+    dockerfile = tmp_path / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("&& sleep 2", "&& echo giving up && exit 4"))
+    secret = f"tok-{uuid.uuid4().hex}"
+    proc = run_release(config, "build-push", "1.0.0", env={"TEST_NPM_TOKEN": secret})
+    assert proc.returncode == 1, proc.stderr
+    error = proc.stderr.split("error: ", 1)[1]
+    assert error.startswith("build failed at Dockerfile line 10: RUN --mount=type=secret,id=npmrc")
+    assert "exit code: 4" in error and "> giving up" in error
+    assert secret not in proc.stdout + proc.stderr
+    assert plain_registry.tags(repo) == []
+
+
+def test_a_secret_mount_not_listed_in_release_yml_says_how_to_list_it(tmp_path, docker_engine,
+                                                                       plain_registry, repo):
+    config = project(tmp_path, "secret", [registry_block("plain", plain_registry, repo)])
+    proc = run_release(config, "build-push", "1.0.0")
+    assert proc.returncode == 1, proc.stderr
+    assert "build failed at Dockerfile line 10: RUN --mount=type=secret,id=npmrc" in proc.stderr
+    assert "hint: a step mounts a secret (or an SSH agent) that release.yml does not list" in proc.stderr
+    assert plain_registry.tags(repo) == []
 
 
 def test_unset_secret_variable_stops_before_the_build(tmp_path, docker_engine, plain_registry, repo):
