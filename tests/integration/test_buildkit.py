@@ -356,3 +356,31 @@ def test_forced_buildkit_on_an_engine_without_it_is_exit_2(tmp_path, plain_regis
     assert proc.returncode == 2, proc.stderr
     assert "cannot build with BuildKit, which image.builder is buildkit requires" in proc.stderr
     assert "API 1.38" in proc.stderr
+
+
+def test_buildx_route_passes_cache_specs_through(tmp_path, docker_engine, plain_registry, repo,
+                                                 cleanup_images):
+    """No buildx plugin can be installed here: a docker CLI stand-in that has `buildx` records
+    the command line release runs and builds it with Debian's CLI 20.10 on the real engine."""
+    stub_dir = Path(__file__).resolve().parents[1] / "support" / "bin"
+    log = tmp_path / "argv.jsonl"
+    config = project(tmp_path, "cached", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  build_args: {SECONDS_OF_WORK: '0'}\n"
+                                 "  cache_from: [type=gha]\n"
+                                 "  cache_to: ['type=gha,mode=max']\n")
+    env = {"PATH": f"{stub_dir}:{os.environ['PATH']}", "STUB_DOCKER_LOG": str(log)}
+    plan = run_release(config, "plan", "1.0.0", env=env)
+    assert "builder: BuildKit via the docker CLI (buildx) for cache type=gha" in plan.stdout
+    proc = run_release(config, "build-push", "1.0.0", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    cleanup_images.append(f"{image_name(config)}:1.0.0")
+    assert "building through docker buildx" in proc.stderr
+    builds = [a for a in map(json.loads, log.read_text().splitlines()) if a[:2] == ["buildx", "build"]]
+    assert len(builds) == 1
+    argv = builds[0]
+    assert "--load" in argv and argv[argv.index("--cache-from") + 1] == "type=gha"
+    assert argv[argv.index("--cache-to") + 1] == "type=gha,mode=max"
+    assert re.search(r"RUN sleep .*: DONE", proc.stderr), proc.stderr       # plain progress read
+    digest = json.loads(proc.stdout)["digest"]
+    assert plain_registry.manifest_digest(repo, "1.0.0") == digest
+    assert "payload v0" in docker_run(docker_engine, f"{image_name(config)}:1.0.0")
