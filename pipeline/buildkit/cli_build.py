@@ -91,12 +91,20 @@ def build_argv(cli: DockerCli, way: str, *, context: Path, dockerfile: str, tag:
         text = entry.text
         if way == BUILDX and entry.type == "image":
             text = f"type=registry,ref={entry.ref}"
-        argv += ["--cache-from", text]
+        argv += ["--cache-from", _scoped(text, entry, platform)]
     for entry in cache_to:
         if entry.type != "inline":
-            argv += ["--cache-to", entry.text]
+            argv += ["--cache-to", _scoped(entry.text, entry, platform)]
     argv.append(str(context))
     return argv
+
+
+def _scoped(text: str, entry, platform: str | None) -> str:
+    """One platform of several gets its own GitHub Actions cache scope (unless the spec names
+    one), so that the platforms' builds do not overwrite each other's cache."""
+    if entry.type == "gha" and platform and "scope=" not in text:
+        return f"{text},scope={platform.replace('/', '-')}"
+    return text
 
 
 def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, tag: str,
@@ -119,21 +127,25 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
         tracker, parser = StepTracker(on_line), PlainLogParser()
         other: list[str] = []          # lines that are not progress: errors of the CLI itself
         try:
+            # bytes, split on "\n" only: text mode would also split on the "\r" of progress bars
             proc = subprocess.Popen(argv, env=run_env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    errors="replace", bufsize=1)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except OSError as exc:
             raise ReleaseError(f"cannot run {cli.path}: {exc}") from None
         assert proc.stdout is not None
         try:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
                 status = parser.feed(line)
                 if status is not None:
                     tracker.feed(status)
                 elif line.strip():
                     other.append(redact.redact(line))
             code = proc.wait()
+            for status in (parser.flush(),):
+                if status is not None:
+                    tracker.feed(status)
+            tracker.flush()
         except BaseException:
             proc.kill()
             proc.wait()

@@ -369,7 +369,7 @@ def platform_jobs(platforms: list[str], versions: dict) -> list[PlatformJob]:
 # ---------------------------------------------------------------------------- build cache
 
 GHA_CACHE_FROM = "type=gha"                # GitHub: the Actions cache, through buildx
-GHA_CACHE_TO = "type=gha,mode=max"
+GHA_CACHE_TO = "type=gha,mode=max,ignore-error=true"   # a cache service hiccup must not fail a release
 CACHE_TAG = "latest"                       # GitLab: the image whose inline cache is imported
 
 

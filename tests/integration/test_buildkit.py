@@ -384,3 +384,48 @@ def test_buildx_route_passes_cache_specs_through(tmp_path, docker_engine, plain_
     digest = json.loads(proc.stdout)["digest"]
     assert plain_registry.manifest_digest(repo, "1.0.0") == digest
     assert "payload v0" in docker_run(docker_engine, f"{image_name(config)}:1.0.0")
+
+
+def test_dockerignore_matches_the_docker_cli(tmp_path, docker_engine, plain_registry, repo,
+                                             cleanup_images):
+    """The same context built by `DOCKER_BUILDKIT=1 docker build` and by release: the files
+    that reach the image are the same, for patterns with **, !, anchors and directories."""
+    app = tmp_path / "app"
+    files = ["Dockerfile", "keep.txt", "a.tmp", "keep.tmp", "docs/guide.md", "docs/img/x.png",
+             "src/main.c", "src/gen/out.o", "src/deep/er/out.o", "src/deep/keep.o",
+             "node_modules/pkg/index.js", "build/app", "notes/todo.txt", " space name.txt",
+             ".git/HEAD", ".env", "sub/.env"]
+    for name in files:
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(f"{name}\n")
+    (app / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx\n")
+    (app / ".dockerignore").write_text(
+        "# comments and blank lines are skipped\n\n"
+        "**/*.tmp\n!keep.tmp\n/docs/img\nnode_modules\n**/*.o\n!src/deep/keep.o\n"
+        "build/\n./notes\n.git\n.env\n Dockerfile \n")
+    config = tmp_path / "release.yml"
+    config.write_text(f"image:\n  name: bk-ignore-{uuid.uuid4().hex[:8]}\n  context: app\n"
+                      "registries:\n" + registry_block("plain", plain_registry, repo) + "\n")
+    proc = run_release(config, "ci", "build")
+    assert proc.returncode == 0, proc.stderr
+    ours = _files_in(docker_engine, f"{image_name(config)}:ci")
+    theirs_tag = f"{image_name(config)}:docker-cli"
+    subprocess.run(["/usr/bin/docker", "build", "-q", "-t", theirs_tag, str(app)], check=True,
+                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    cleanup_images += [f"{image_name(config)}:ci", theirs_tag]
+    theirs = _files_in(docker_engine, theirs_tag)
+    assert ours == theirs
+    assert "ctx/keep.tmp" in ours and "ctx/a.tmp" not in ours and "ctx/src/deep/keep.o" in ours
+    assert "ctx/docs/guide.md" in ours and "ctx/docs/img/x.png" not in ours
+    assert "ctx/Dockerfile" in ours and "ctx/sub/.env" in ours and "ctx/.env" not in ours
+
+
+def _files_in(client, ref: str) -> set[str]:
+    import io
+    container = client.containers.create(ref, "x")
+    try:
+        data = b"".join(container.export())
+    finally:
+        container.remove(force=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name.lstrip("./") for m in tar.getmembers() if m.isfile()}

@@ -239,3 +239,11 @@ def test_plan_line_says_builder_and_cache():
                     "type=gha; cache to: type=gha,mode=max (+ inline cache in the image)")
     assert describe_route("classic", secrets=False, cache_from=["a:1"]) == \
         "builder: classic; cache from: a:1"
+
+
+def test_each_platform_gets_its_own_gha_scope_unless_one_is_named():
+    argv = argv_for(BUILDX_CLI, BUILDX, cache_from=[GHA, parse_cache_entry("type=gha,scope=x", sink=False)],
+                    cache_to=[parse_cache_entry("type=gha,mode=max,ignore-error=true", sink=True)])
+    froms = [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-from"]
+    assert froms == ["type=gha,scope=linux-arm64", "type=gha,scope=x"]
+    assert argv[argv.index("--cache-to") + 1] == "type=gha,mode=max,ignore-error=true,scope=linux-arm64"

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from pipeline.ci.context import (ANY_TAG, PlatformJob, build_context, extras_for, gitlab_regex,
-                                 glob_from_regex, login_set, platform_jobs, registry_context,
-                                 tag_triggers, with_extras)
+from pipeline.ci.context import (ANY_TAG, PlatformJob, build_context, cache_context, extras_for,
+                                 gitlab_cache_ref, gitlab_regex, glob_from_regex, login_set,
+                                 platform_jobs, registry_context, tag_triggers, with_extras)
 from pipeline.config import load_config
 from pipeline.tags.jsregex import compile_js_regex
 from pipeline.tags import parse_tag_rule
@@ -241,3 +241,18 @@ def test_matrix_only_with_several_platforms_and_a_reachable_first_registry(tmp_p
     blocked = ctx(["linux/amd64", "linux/arm64"], [loop, ghcr])
     assert not blocked["matrix"] and blocked["matrix_blocked"] and blocked["platform_jobs"] == []
     assert ctx(["linux/amd64", "linux/arm64"], [ghcr, loop])["matrix"]
+
+
+def test_gitlab_cache_ref_is_latest_of_the_first_registry_that_outlives_a_job(config):
+    regs = {r.name: registry_context(r) for r in config.registries}
+    assert gitlab_cache_ref([regs["local"], regs["corp"]]) == "registry.example.com/team/app:latest"  # loopback skipped
+    assert gitlab_cache_ref([regs["gl"], regs["corp"]]) == "$CI_REGISTRY/acme/app:latest"  # GitLab: its host in CI
+    assert gitlab_cache_ref([regs["local"]]) is None and gitlab_cache_ref([]) is None
+    on = cache_context([regs["local"], regs["dockerhub"]])
+    assert on == {"enabled": True, "gha_from": "type=gha", "gha_to": "type=gha,mode=max,ignore-error=true",
+                  "gitlab_ref": "docker.io/acme/app:latest", "gitlab_source": "dockerhub"}
+    off = cache_context([regs["dockerhub"]], enabled=False)
+    assert not off["enabled"] and off["gitlab_ref"] is None and off["gitlab_source"] is None
+    ctx = build_context(config, config_path="release.yml", versions={}, install=".", cache=False)
+    assert ctx["cache"]["enabled"] is False
+    assert build_context(config, config_path="release.yml", versions={}, install=".")["cache"]["enabled"]

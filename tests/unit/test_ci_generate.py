@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
+from pipeline.ci.render import load_versions
 from pipeline.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,19 @@ OIDC_TOKENS = {"ecr": "AWS_ID_TOKEN", "gcr": "GCP_ID_TOKEN", "acr": "AZURE_ID_TO
 LOGIN_ACTION = "docker/login-action@"
 LOGIN_HOSTS = {"generic": "registry.example.com", "dockerhub": "docker.io", "ghcr": "ghcr.io",
                "gitlab": "registry.gitlab.com"}
+
+# Build cache. GitHub: buildx + the Actions cache runtime, then these flags (per-platform jobs add
+# scope=SLUG). GitLab: --cache-from "$CACHE_REF", `latest` of the first registry that is not a
+# loopback service (none: no cache); a GitLab registry through $CI_REGISTRY, its host in GitLab CI.
+BUILDX_ACTION = "docker/setup-buildx-action@"
+RUNTIME_ACTION = "crazy-max/ghaction-github-runtime@"
+GHA_CACHE = " --cache-from type=gha --cache-to type=gha,mode=max,ignore-error=true"
+GITLAB_CACHE = ' --cache-from "$CACHE_REF"'
+CACHE_REFS = {"generic": "registry.example.com/team/app:latest", "loopback": None,
+              "env": "r2.example.com/team/app:latest", "dockerhub": "docker.io/acme/app:latest",
+              "ecr": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:latest",
+              "gcr": "europe-docker.pkg.dev/proj/images/app:latest", "acr": "acme.azurecr.io/app:latest",
+              "ghcr": "ghcr.io/acme/app:latest", "gitlab": "$CI_REGISTRY/acme/app:latest"}
 
 
 def write_project(base: Path, kinds: list[str], extra: str = "") -> Path:
@@ -129,6 +143,33 @@ def steps_using(job: dict, prefix: str) -> list[dict]:
     return [s for s in job["steps"] if str(s.get("uses", "")).startswith(prefix)]
 
 
+def runs(job: dict) -> list[str]:
+    """The `run:` lines of a job's steps, in order."""
+    return [s["run"] for s in job["steps"] if "run" in s]
+
+
+def building_step(job: dict) -> dict:
+    """The step of a job that runs release to build (ci build / build-push)."""
+    (step,) = [s for s in job["steps"] if re.search(r"\brelease .*\b(ci build|build-push)\b", s.get("run", ""))]
+    return step
+
+
+def assert_cached_build(job: dict, scope: str | None = None) -> None:
+    """The job's build runs with the Actions cache: Buildx is set up before it (after QEMU, so the
+    builder sees the emulators), the cache runtime is exposed before it, and the flags are on it."""
+    steps, step = job["steps"], building_step(job)
+    (buildx,) = steps_using(job, BUILDX_ACTION)
+    (runtime,) = steps_using(job, RUNTIME_ACTION)
+    assert steps.index(buildx) < steps.index(step) and steps.index(runtime) < steps.index(step)
+    assert all(steps.index(q) < steps.index(buildx) for q in steps_using(job, "docker/setup-qemu-action@"))
+    assert step["run"].endswith(GHA_CACHE if scope is None else
+                                f' --cache-from "type=gha,scope={scope}" --cache-to "type=gha,mode=max,ignore-error=true,scope={scope}"')
+
+
+def first_cache_ref(kinds) -> str | None:
+    return next((CACHE_REFS[k] for k in kinds if CACHE_REFS[k]), None)
+
+
 # ---------------------------------------------------------------------------- validators
 
 
@@ -186,14 +227,16 @@ def test_github_workflow_structure(shapes, shape):
     assert build["permissions"] == {"contents": "read"}
     build_text = json.dumps(build)
     assert "secrets." not in build_text and "vars." not in build_text
-    assert [s.get("run") for s in build["steps"]][-2:] == ["release validate", "release ci build"]
+    assert runs(build)[-2:] == ["release validate", "release ci build" + GHA_CACHE]
+    assert_cached_build(build)
     assert "build-push" not in build_text
 
     # Tags: the release, with the version from the tag.
     assert release["if"] == "${{ startsWith(github.ref, 'refs/tags/') }}"
     step = next(s for s in release["steps"] if s.get("id") == "release")
     assert step["env"]["VERSION"] == "${{ github.ref_name }}"
-    assert step["run"] == 'release build-push "$VERSION"'
+    assert step["run"] == 'release build-push "$VERSION"' + GHA_CACHE
+    assert_cached_build(release)
     assert set(release["outputs"]) == {"version", "digest", "tags"}
     install = next(s for s in release["steps"] if s.get("name") == "Install release")
     assert install["run"].startswith("pipx install ")
@@ -253,7 +296,8 @@ def test_github_workflow_for_a_config_in_a_subdirectory(tmp_path):
                            "--default-branch trunk` from deploy/release.yml.")
     wf = load(text)
     assert wf["on"]["push"]["branches"] == ["trunk"]
-    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release -c deploy/release.yml build-push "$VERSION"'
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == \
+        'release -c deploy/release.yml build-push "$VERSION"' + GHA_CACHE
 
 
 # ---------------------------------------------------------------------------- GitLab structure
@@ -274,7 +318,10 @@ def test_gitlab_file_structure(shapes, shape):
         "$CI_COMMIT_TAG"]
     assert [r["if"] for r in ci["build"]["rules"]] == [
         '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"]
-    assert ci["build"]["script"] == ["release validate", "release ci build"]
+    ref = first_cache_ref(kinds)
+    flag = GITLAB_CACHE if ref else ""
+    assert ci["variables"].get("CACHE_REF") == ref
+    assert ci["build"]["script"] == ["release validate", "release ci build" + flag]
 
     release = ci["release"]
     (rule,) = release["rules"]
@@ -282,8 +329,9 @@ def test_gitlab_file_structure(shapes, shape):
         assert rule["if"] == r"$CI_COMMIT_TAG =~ /^v(\d+\.\d+\.\d+-rc\.\d+)$/"
     else:
         assert rule["if"].startswith("$CI_COMMIT_TAG =~ /^v?(0|[1-9]\\d*)")
-    assert release["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env'
+    assert release["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env' + flag
     assert release["artifacts"] == {"reports": {"dotenv": "release.env"}}
+    assert ("#   CACHE_REF = " in text) == bool(ref)
 
     tokens = release.get("id_tokens", {})
     assert ("AWS_ID_TOKEN" in tokens) == ("ecr" in kinds)
@@ -411,7 +459,9 @@ def test_one_foreign_platform_gets_qemu_in_a_single_release_job(tmp_path):
     for job in ("build", "release"):
         (qemu,) = steps_using(wf["jobs"][job], "docker/setup-qemu-action@")
         assert qemu["with"] == {"platforms": "arm64"}
-    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"'
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"' + GHA_CACHE
+    for job in ("build", "release"):
+        assert_cached_build(wf["jobs"][job])
     ci = load((project / ".gitlab-ci.yml").read_text())
     assert ci["default"]["before_script"][-1].endswith("--install arm64")
     assert set(ci) >= {"build", "release"} and "platform" not in ci
@@ -488,7 +538,8 @@ def test_github_matrix_per_platform_and_merge(matrix_shapes, shape):
     build, leg, merge = wf["jobs"]["build"], wf["jobs"]["platform"], wf["jobs"]["release"]
 
     # Pull requests: still one `release ci build` (every platform, QEMU for all but amd64/386).
-    assert [s.get("run") for s in build["steps"]][-2:] == ["release validate", "release ci build"]
+    assert runs(build)[-2:] == ["release validate", "release ci build" + GHA_CACHE]
+    assert_cached_build(build)
     emulated = sorted({p.split("/")[1] for p in platforms} - {"amd64", "386"})
     qemu = steps_using(build, "docker/setup-qemu-action@")
     assert sorted(qemu[0]["with"]["platforms"].split(",")) == emulated if emulated else not qemu
@@ -521,6 +572,8 @@ def test_github_matrix_per_platform_and_merge(matrix_shapes, shape):
     assert github_logins(leg) == expected_logins([first])
     assert leg["permissions"] == expected_permissions([first])
     push = next(s for s in leg["steps"] if "build-push" in s.get("run", ""))
+    assert_cached_build(leg, scope="$SLUG")       # one cache scope per platform, from env: SLUG
+    assert push["env"]["SLUG"] == "${{ matrix.slug }}"
     assert push["env"]["VERSION"] == "${{ github.ref_name }}"
     assert ("CORP_PASS" in push["env"]) == (first == "env")
     assert "services" not in leg
@@ -536,6 +589,7 @@ def test_github_matrix_per_platform_and_merge(matrix_shapes, shape):
     assert merge["permissions"] == expected_permissions(kinds)
     assert github_logins(merge) == expected_logins(kinds)
     assert not steps_using(merge, "docker/setup-qemu-action@")
+    assert not steps_using(merge, BUILDX_ACTION) and not steps_using(merge, RUNTIME_ACTION)  # builds nothing
     assert set(merge["outputs"]) == {"version", "digest", "tags"}
     assert all(v.startswith("${{ steps.release.outputs.") for v in merge["outputs"].values())
     (download,) = steps_using(merge, "actions/download-artifact@")
@@ -556,12 +610,13 @@ def test_github_matrix_per_platform_and_merge(matrix_shapes, shape):
         (line,) = shell(push["run"], env)
         slug = entry["platform"].replace("/", "-")
         assert line == (f"release build-push v1.2.3 --platform {entry['platform']} --push-by-digest "
-                        f"--metadata-file release-metadata/{slug}.json")
+                        f"--metadata-file release-metadata/{slug}.json "
+                        f"--cache-from type=gha,scope={slug} --cache-to type=gha,mode=max,ignore-error=true,scope={slug}")
         assert expand(upload[0]["with"]["path"], entry) == f"release-metadata/{slug}.json"
         name = expand(upload[0]["with"]["name"], entry)
         assert name == f"release-metadata-{slug}" and fnmatch.fnmatch(name, download["with"]["pattern"])
         records.append(slug)
-    assert len(set(records)) == len(platforms)   # no two legs overwrite each other's record
+    assert len(set(records)) == len(platforms)   # no two legs overwrite each other's record or cache
 
 
 @pytest.mark.parametrize("shape", list(MATRIX_SHAPES))
@@ -575,7 +630,9 @@ def test_gitlab_parallel_matrix_and_merge(matrix_shapes, shape):
 
     # QEMU is no longer in every job's before_script: the build job (all platforms) installs all.
     assert not any("binfmt" in line for line in ci["default"]["before_script"])
-    assert build["script"][-2:] == ["release validate", "release ci build"]
+    ref = first_cache_ref(kinds)
+    assert ref and ci["variables"]["CACHE_REF"] == ref
+    assert build["script"][-2:] == ["release validate", "release ci build" + GITLAB_CACHE]
     if emulated:
         assert build["script"][0] == ("docker run --privileged --rm tonistiigi/binfmt:latest --install "
                                       + ",".join(emulated))
@@ -595,7 +652,8 @@ def test_gitlab_parallel_matrix_and_merge(matrix_shapes, shape):
     # Each leg: binfmt only where the default (amd64) runner needs it, then its own record file.
     command = leg["script"][-1]
     for platform in platforms:
-        env = {"PLATFORM": platform, "CI_COMMIT_TAG": "v1.2.3"}
+        cache_ref = ref.replace("$CI_REGISTRY", "registry.gitlab.com")     # as GitLab expands it
+        env = {"PLATFORM": platform, "CI_COMMIT_TAG": "v1.2.3", "CACHE_REF": cache_ref}
         ran = [line for script in leg["script"][:-1] if "docker login" not in script
                and not script.startswith(("printf", "export", "cat")) for line in shell(script, env)]
         arch = GITLAB_QEMU[platform]
@@ -604,12 +662,12 @@ def test_gitlab_parallel_matrix_and_merge(matrix_shapes, shape):
         (line,) = shell(command, env)
         slug = platform.replace("/", "-")
         assert line == (f"release build-push v1.2.3 --platform {platform} --push-by-digest "
-                        f"--metadata-file release-metadata/{slug}.json")
+                        f"--metadata-file release-metadata/{slug}.json --cache-from {cache_ref}")
 
     # The merge: after every leg (their artifacts come with `needs`), all credentials, dotenv.
     assert merge["stage"] == "release" and merge["needs"] == ["platform"]
     assert merge["script"][-1] == ('release manifest merge "$CI_COMMIT_TAG" --from-metadata release-metadata '
-                                   "--dotenv release.env")
+                                   "--dotenv release.env")          # builds nothing: no cache
     assert merge["artifacts"] == {"reports": {"dotenv": "release.env"}}
     assert gitlab_logins(merge) == expected_logins(kinds)
     assert set(merge.get("id_tokens", {})) == {OIDC_TOKENS[k] for k in kinds if k in OIDC_TOKENS}
@@ -636,13 +694,16 @@ def test_first_registry_on_loopback_keeps_one_release_job(tmp_path):
     text = (project / ".github/workflows/release.yml").read_text()
     wf = load(text)
     assert set(wf["jobs"]) == {"build", "release"}
-    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"'
+    assert wf["jobs"]["release"]["steps"][-1]["run"] == 'release build-push "$VERSION"' + GHA_CACHE
+    assert_cached_build(wf["jobs"]["release"])
     (qemu,) = steps_using(wf["jobs"]["release"], "docker/setup-qemu-action@")
     assert qemu["with"] == {"platforms": "arm64"}
     assert "the first registry (localhost:5000) is a\n# service of the job" in text
     ci = load((project / ".gitlab-ci.yml").read_text())
     assert "platform" not in ci and ci["stages"] == ["build", "release"]
-    assert ci["release"]["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env'
+    # The loopback registry starts empty in every job: the cache comes from the second registry.
+    assert ci["variables"]["CACHE_REF"] == CACHE_REFS["generic"]
+    assert ci["release"]["script"][-1] == 'release build-push "$CI_COMMIT_TAG" --dotenv release.env' + GITLAB_CACHE
     # A loopback registry that is not the first: the matrix, with the service in the merge job.
     with_platforms(write_project(tmp_path / "second", ["generic", "loopback"]), ["linux/amd64", "linux/arm64"])
     assert generate(tmp_path / "second", "github").exit_code == 0
@@ -666,3 +727,72 @@ def test_matrix_with_your_own_versions_file(tmp_path):
     assert steps_using(leg, "actions/upload-artifact@v6")
     assert steps_using(wf["jobs"]["release"], "actions/download-artifact@v8")   # built-in
     assert steps_using(leg, "docker/setup-qemu-action@v4")
+
+
+# ---------------------------------------------------------------------------- build cache
+
+
+def github_run_lines(wf: dict) -> list[str]:
+    return [step["run"] for job in wf["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_no_expression_is_ever_inside_a_run(shapes, matrix_shapes):
+    """`${{ }}` inside `run:` is pasted into the script before the shell sees it (injection):
+    values reach scripts through `env:` only, the cache scope too."""
+    texts = [gh for _, gh, _ in [*shapes.values(), *matrix_shapes.values()]]
+    texts.append((ROOT / ".github/workflows/release.yml").read_text())
+    for text in texts:
+        lines = github_run_lines(load(text))
+        assert lines and not [line for line in lines if "${{" in line]
+
+
+def test_only_the_jobs_that_build_get_buildx_and_the_cache_runtime(shapes, matrix_shapes):
+    versions = load_versions(None)["github"]
+    for _, text, _ in [*shapes.values(), *matrix_shapes.values()]:
+        wf = load(text)
+        for name, job in wf["jobs"].items():
+            builds = any(re.search(r"\brelease .*\b(ci build|build-push)\b", line) for line in runs(job))
+            assert bool(steps_using(job, BUILDX_ACTION)) == builds, name
+            assert bool(steps_using(job, RUNTIME_ACTION)) == builds, name
+            if builds:
+                assert_cached_build(job, "$SLUG" if name == "platform" else None)
+                # pinned through versions.yml, like every other action
+                assert steps_using(job, BUILDX_ACTION)[0]["uses"] == versions["buildx"]
+                assert steps_using(job, RUNTIME_ACTION)[0]["uses"] == versions["github_runtime"]
+        # the Actions cache needs no permission: the workflow and the build job keep contents: read
+        assert wf["permissions"] == {"contents": "read"}
+        assert wf["jobs"]["build"]["permissions"] == {"contents": "read"}
+
+
+def test_cache_is_explained_in_the_headers(shapes, matrix_shapes):
+    _, github, gitlab = shapes["all"]
+    assert "# Build cache: the jobs that build set up Buildx (docker/setup-buildx-action@v" in github
+    assert "--cache-from type=gha --cache-to type=gha,mode=max,ignore-error=true." in github
+    assert "#   CACHE_REF = registry.example.com/team/app:latest\n" in gitlab
+    _, github, gitlab = matrix_shapes["gitlab-first"]
+    assert "each platform job in its own scope=SLUG" in github
+    assert "#   CACHE_REF = $CI_REGISTRY/acme/app:latest\n" in gitlab
+    _, _, gitlab = shapes["loopback"]      # a registry:2 service starts empty: nothing to import
+    assert "CACHE_REF" not in gitlab and "--cache-from" not in gitlab
+
+
+def test_no_cache_leaves_the_cache_out(tmp_path):
+    project = with_platforms(write_project(tmp_path, ["gitlab", "generic"]), ["linux/amd64", "linux/arm64"])
+    assert generate(project, "all", "--no-cache").exit_code == 0
+    github = (project / ".github/workflows/release.yml").read_text()
+    gitlab = (project / ".gitlab-ci.yml").read_text()
+    assert github.startswith("# Generated by `release ci generate github --no-cache` from release.yml.")
+    assert gitlab.startswith("# Generated by `release ci generate gitlab --no-cache` from release.yml.")
+    for text in (github, gitlab):
+        assert "--cache-from" not in text and "--cache-to" not in text and "CACHE_REF" not in text
+        assert "Build cache" not in text
+    assert BUILDX_ACTION not in github and RUNTIME_ACTION not in github
+    wf = load(github)
+    assert runs(wf["jobs"]["build"])[-1] == "release ci build"
+    assert runs(wf["jobs"]["platform"])[-1].endswith('--metadata-file "release-metadata/$SLUG.json"')
+    ci = load(gitlab)
+    assert ci["build"]["script"][-1] == "release ci build"
+    # the header names the command that regenerates the file, so --check agrees with it
+    assert generate(project, "all", "--no-cache", "--check").exit_code == 0
+    result = generate(project, "github", "--check")
+    assert result.exit_code == 1 and "+      - name: Set up Docker Buildx" in result.output

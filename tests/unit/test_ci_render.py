@@ -92,6 +92,19 @@ def test_builtin_templates_are_found():
     assert {p.name for p in base.iterdir()} >= {"github.yml.j2", "gitlab.yml.j2", "versions.yml"}
     versions = load_versions(None)
     assert versions["github"]["checkout"].startswith("actions/checkout@v")
+    # the build cache's actions are pinned here too (ci.md section 1.1; the runtime's v4 is node24)
+    assert versions["github"]["buildx"] == "docker/setup-buildx-action@v4"
+    assert versions["github"]["github_runtime"] == "crazy-max/ghaction-github-runtime@v4"
+
+
+def test_inline_macro_leaves_a_run_line_whole(tmp_path):
+    """The templates append flags with an inline macro (`run: x[= flags() =]`): its output has no
+    line break, and an empty one leaves nothing behind."""
+    write(tmp_path, "github.yml.j2",
+          "[% macro flags(on) %][% if on %] --cache-from \"type=gha,scope=$SLUG\"[% endif %][% endmacro %]\n"
+          "a: x[= flags(true) =]\n"
+          "b: x[= flags(false) =]\n")
+    assert render("github", {}, tmp_path) == 'a: x --cache-from "type=gha,scope=$SLUG"\nb: x\n'
 
 
 def test_output_ends_with_one_newline_and_no_trailing_spaces(tmp_path):
