@@ -222,8 +222,9 @@ def test_argv_for_buildx_loads_the_image_and_passes_cache_specs():
                               parse_cache_entry("type=inline", sink=True)])
     assert argv[:4] == ["/usr/local/bin/docker", "buildx", "build", "--load"]
     froms = [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-from"]
-    assert froms == [f"type=registry,ref={IMAGE.ref}", "type=gha"]
-    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-to"] == ["type=gha,mode=max"]
+    assert froms == [f"type=registry,ref={IMAGE.ref}", "type=gha,scope=linux-arm64"]
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-to"] == \
+        ["type=gha,mode=max,scope=linux-arm64"]
 
 
 # -- the plan's line ----------------------------------------------------------------------------
