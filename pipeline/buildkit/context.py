@@ -6,6 +6,11 @@ the socket. The matching rules are docker-py's port of the CLI's (`PatternMatche
 `**`, `!` exceptions, directory pruning); BuildKit's `<Dockerfile>.dockerignore`, next to
 the Dockerfile, wins over the context's `.dockerignore`, as in `docker buildx build`.
 
+One difference from the CLI remains: the engine reads the Dockerfile from this tar, so the
+Dockerfile (and `.dockerignore`) are in the context even when `.dockerignore` lists them,
+and `COPY . .` copies them; the CLI sends them apart. (BuildKit does not apply
+`.dockerignore` to an uploaded context itself: measured on Engine 20.10.)
+
 The tar is written in GNU format with whole-second mtimes: the engine sniffs the first
 512 bytes to tell a context tar from a bare Dockerfile, and a PAX header there (Python's
 default format adds one for every file with a fractional mtime) makes it read the tar as a

@@ -402,7 +402,7 @@ def test_dockerignore_matches_the_docker_cli(tmp_path, docker_engine, plain_regi
     (app / ".dockerignore").write_text(
         "# comments and blank lines are skipped\n\n"
         "**/*.tmp\n!keep.tmp\n/docs/img\nnode_modules\n**/*.o\n!src/deep/keep.o\n"
-        "build/\n./notes\n.git\n.env\n Dockerfile \n")
+        "build/\n./notes\n.git\n.env\n docs/guide.md \n!docs/guide.md\n")
     config = tmp_path / "release.yml"
     config.write_text(f"image:\n  name: bk-ignore-{uuid.uuid4().hex[:8]}\n  context: app\n"
                       "registries:\n" + registry_block("plain", plain_registry, repo) + "\n")
@@ -417,7 +417,8 @@ def test_dockerignore_matches_the_docker_cli(tmp_path, docker_engine, plain_regi
     assert ours == theirs
     assert "ctx/keep.tmp" in ours and "ctx/a.tmp" not in ours and "ctx/src/deep/keep.o" in ours
     assert "ctx/docs/guide.md" in ours and "ctx/docs/img/x.png" not in ours
-    assert "ctx/Dockerfile" in ours and "ctx/sub/.env" in ours and "ctx/.env" not in ours
+    assert "ctx/sub/.env" in ours and "ctx/.env" not in ours and "ctx/.git/HEAD" not in ours
+    assert "ctx/ space name.txt" in ours and "ctx/node_modules/pkg/index.js" not in ours
 
 
 def _files_in(client, ref: str) -> set[str]:
