@@ -430,3 +430,21 @@ def _files_in(client, ref: str) -> set[str]:
         container.remove(force=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return {m.name.lstrip("./") for m in tar.getmembers() if m.isfile()}
+
+
+def test_target_build_args_and_labels_on_buildkit(tmp_path, docker_engine, plain_registry, repo,
+                                                  cleanup_images):
+    config = project(tmp_path, "modern", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  target: builder\n  build_args: {UNUSED: x}\n"
+                                 "  labels: {team: core}\n")
+    (tmp_path / "app" / "src" / "main.txt").write_text(f"target test {uuid.uuid4()}\n")
+    proc = run_release(config, "build-push", "2.0.0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    local = f"{image_name(config)}:2.0.0"
+    cleanup_images.append(local)
+    assert "[stage-3" not in proc.stderr                  # the final stage was not built
+    image = docker_engine.images.get(local)
+    assert image.labels["team"] == "core"
+    assert image.labels["org.opencontainers.image.version"] == "2.0.0"
+    assert "target test" in docker_run(docker_engine, local, "cat", "/out/built.txt")
+    assert plain_registry.manifest_digest(repo, "2.0.0") == json.loads(proc.stdout)["digest"]
