@@ -67,3 +67,13 @@ class TagRuleError(UsageError):
         super().__init__(message, hint=hint)
         self.index = index
         self.section = section
+
+
+class ValueProblem(ValueError):
+    """A value that does not parse, raised by pure modules (platforms, build options); the
+    caller places it (ConfigError at its line, UsageError for a flag). `hint` says the fix."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ValueProblem
+
 KNOWN_OS = ("linux", "windows")
 KNOWN_ARCHITECTURES = ("amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64", "mips64le",
                        "loong64")
@@ -52,11 +54,8 @@ QEMU_HINT = ("install QEMU binfmt handlers on the engine's host (`docker run --p
              "manifest merge VERSION --from-metadata DIR`")
 
 
-class PlatformError(ValueError):
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+class PlatformError(ValueProblem):
+    pass
 
 
 @dataclass(frozen=True)

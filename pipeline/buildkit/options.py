@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ValueProblem
+
 BUILDERS = ("auto", "buildkit", "classic")
 DEFAULT_BUILDER = "auto"
 CACHE_TYPES = ("registry", "gha", "local", "s3", "azblob", "inline")
@@ -24,14 +26,8 @@ SECRET_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class OptionError(ValueError):
-    """A bad builder option; `hint` says how to fix it. The message never echoes a value
-    that could be a secret."""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+class OptionError(ValueProblem):
+    """A bad builder option. The message never echoes a value that could be a secret."""
 
 
 @dataclass(frozen=True)
