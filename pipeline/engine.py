@@ -218,23 +218,21 @@ class Engine:
             raise ReleaseError(f"cannot reach the Docker Engine: {redact.redact(str(exc))}",
                                hint=ENGINE_HINT) from None
 
-    def pull(self, ref: str, auth_config: dict | None) -> str:
-        """Pull `ref` with these credentials (per call, never a stored login); its image id."""
+    def pull(self, name: str, reference: str, auth_config: dict | None,
+             platform: str | None = None) -> None:
+        """Pull name:tag or name@digest with these credentials (per call, never a stored
+        login). A digest creates no tag: nothing the user tagged locally is moved."""
         from docker.errors import APIError
-        from .registry.reference import parse_reference
-        parsed = parse_reference(ref)
-        repository = ref[: -len(parsed.tag) - 1] if parsed.tag and ref.endswith(":" + parsed.tag) \
-            else ref.split("@", 1)[0]
+        shown = f"{name}{'@' if reference.startswith('sha256:') else ':'}{reference}"
         try:
-            for chunk in self.api.pull(repository, tag=parsed.digest or parsed.tag or "latest",
-                                       auth_config=auth_config, stream=True, decode=True):
+            for chunk in self.api.pull(name, tag=reference, auth_config=auth_config,
+                                       platform=platform, stream=True, decode=True):
                 error = stream_error(chunk)
                 if error:
-                    raise ReleaseError(f"pull of {ref} failed: {redact.redact(error.strip())}")
+                    raise ReleaseError(f"pull of {shown} failed: {redact.redact(error.strip())}")
         except APIError as exc:
-            raise ReleaseError(f"pull of {ref} failed: "
+            raise ReleaseError(f"pull of {shown} failed: "
                                f"{redact.redact(exc.explanation or str(exc))}") from None
-        return self.require_image(ref)
 
     def uses_containerd_store(self) -> bool:
         """Images kept in containerd's content store (Engine 29's default): their id is the

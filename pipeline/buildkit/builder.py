@@ -33,7 +33,7 @@ class ImageBuilder:
         self._find_cli = find_cli
         self.route: Route | None = None
         self.cache_from: tuple[CacheEntry, ...] = tuple(image.cache_from)
-        self._pulled: set[str] = set()
+        self._bases_done: set[tuple[str, str | None]] = set()
 
     # -- before anything is built -----------------------------------------------------------
     def prepare(self) -> Route:
@@ -95,8 +95,7 @@ class ImageBuilder:
                 found = client.head_manifest(ref.repository, ref.reference)
             except Exception as exc:   # noqa: BLE001 - any failure: the cache is optional
                 self.reporter.message(f"warning: cache_from {entry.text} cannot be checked "
-                                      f"({redact.redact(str(exc)).splitlines()[0][:160]}); "
-                                      f"building without it")
+                                      f"({_first_line(exc)}); building without it")
                 continue
             if found is None:
                 self.reporter.message(f"warning: cache_from {entry.text} does not exist; "
@@ -104,24 +103,50 @@ class ImageBuilder:
                 continue
             # the classic builder takes only local images; BuildKit without a session (and the
             # CLI's session, which knows only the Docker config) gets registry credentials
-            # from nobody: a pull with ours puts the image where the engine's BuildKit looks
-            local_only = route.way == CLASSIC
-            if (local_only or (route.way != BUILDX and not creds.anonymous)) \
-                    and not self._pull(entry.text, creds, ref):
-                continue
+            # from nobody: a pull with ours puts the image where the engine's BuildKit looks.
+            # By digest, so that no local tag is moved (the user's own `app:latest` stays).
+            if route.way == CLASSIC or (route.way != BUILDX and not creds.anonymous):
+                pinned = f"{ref.name}@{found.digest}"
+                try:
+                    self.engine.pull(ref.name, found.digest, creds.auth_config(ref.host))
+                except Exception as exc:       # noqa: BLE001 - the cache is optional
+                    self.reporter.message(f"warning: cache_from {entry.text} could not be "
+                                          f"pulled ({_first_line(exc)}); building without it")
+                    continue
+                entry = CacheEntry(entry.text, "image", pinned)
             usable.append(entry)
         return tuple(usable)
 
-    def _pull(self, text: str, creds, ref) -> bool:
-        try:
-            self.engine.pull(text, creds.auth_config(ref.host))
-        except Exception as exc:       # noqa: BLE001 - any failure: the cache is optional
-            self.reporter.message(f"warning: cache_from {text} could not be pulled "
-                                  f"({redact.redact(str(exc)).splitlines()[0][:160]}); "
-                                  f"building without it")
-            return False
-        self._pulled.add(text)
-        return True
+    def pull_private_bases(self, platform: str | None) -> None:
+        """Pull the FROM images that need credentials and are not here yet, with the ones
+        release.yml or the Docker config give for their registry: the Engine API's BuildKit
+        has no session to ask for them ("no active sessions"), and looks for local images
+        first. Anonymous bases are left to BuildKit; a failed pull is a warning (the build
+        then says why it cannot load the base)."""
+        from ..registry.reference import parse_reference
+        from .dockerfile import base_images
+        image = self.image
+        for base in base_images(Path(image.context, image.dockerfile), image.build_args):
+            if (base, platform) in self._bases_done:
+                continue
+            self._bases_done.add((base, platform))
+            try:
+                ref = parse_reference(base)
+            except UsageError:
+                continue                 # BuildKit will say what is wrong with it
+            if self.engine.inspect(base) is not None:
+                continue
+            creds = self.registry_for(ref.host)[1]
+            if creds.anonymous:
+                continue
+            self.reporter.message(f"pulling the base image {base} with the credentials for "
+                                  f"{ref.host} ({creds.describe()})")
+            try:
+                self.engine.pull(ref.name, ref.digest or ref.tag or "latest",
+                                 creds.auth_config(ref.host), platform=platform)
+            except Exception as exc:       # noqa: BLE001 - BuildKit's own error follows
+                self.reporter.message(f"warning: the base image {base} could not be pulled "
+                                      f"({_first_line(exc)})")
 
     def registry_from_docker_config(self, host: str):
         from .. import credentials
@@ -142,6 +167,8 @@ class ImageBuilder:
                       build_args=image.build_args, target=image.target, labels=labels,
                       platform=platform, nocache=nocache)
         refs = [e.ref for e in self.cache_from if e.type == "image"] + list(cache_from or ())
+        if route.way != BUILDX:      # buildx may build elsewhere (a container driver)
+            self.pull_private_bases(platform)
         if route.way == CLASSIC:     # docker-py's build, called as it always was
             extra = {k: v for k, v in (("platform", platform), ("nocache", nocache),
                                        ("cache_from", refs)) if v}
@@ -166,3 +193,9 @@ class ImageBuilder:
             # a foreign binary ran: QEMU missing for that platform, or the wrong binary
             detail, hint = self.engine.explain_exec_format("", platform)
             raise BuildKitFailed(f"{exc.message}\n {detail.strip()}", hint=hint) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception as one short, redacted line, for a warning."""
+    text = redact.redact(str(exc)).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:160]

@@ -89,8 +89,8 @@ def build_argv(cli: DockerCli, way: str, *, context: Path, dockerfile: str, tag:
         argv += ["--secret", f"id={secret.id},{source}"]
     for entry in cache_from:
         text = entry.text
-        if way == BUILDX and entry.type == "image":
-            text = f"type=registry,ref={entry.ref}"
+        if entry.type == "image":     # the reference, pinned to a digest once pulled
+            text = f"type=registry,ref={entry.ref}" if way == BUILDX else entry.ref
         argv += ["--cache-from", _scoped(text, entry, platform)]
     for entry in cache_to:
         if entry.type != "inline":

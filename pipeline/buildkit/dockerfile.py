@@ -90,7 +90,27 @@ def parse_step_name(vertex_name: str) -> StepName | None:
                     m.group("text"), m.group("platform"))
 
 
-def _stages(text: str) -> list[_Stage]:
+def base_images(dockerfile: Path, build_args: dict[str, str] | None = None) -> list[str]:
+    """The images the stages start FROM, ARGs expanded with `build_args` over the defaults:
+    not scratch, not an earlier stage, nothing left unexpanded. In file order, once each."""
+    try:
+        text = Path(dockerfile).read_text(errors="replace")
+    except OSError:
+        return []
+    stages = _stages(text, build_args or {})
+    earlier: set[str] = set()
+    found: list[str] = []
+    for stage in stages:
+        base = stage.base
+        if base and base.lower() != "scratch" and base.lower() not in earlier \
+                and not _VAR.search(base) and base not in found:
+            found.append(base)
+        if stage.name:
+            earlier.add(stage.name)
+    return found
+
+
+def _stages(text: str, overrides: dict[str, str] | None = None) -> list[_Stage]:
     stages: list[_Stage] = []
     global_args: dict[str, str] = {}
     for number, instruction in _instructions(text):
@@ -99,7 +119,7 @@ def _stages(text: str) -> list[_Stage]:
         if word == "ARG" and not stages:
             for arg in rest.split():
                 key, _, value = arg.partition("=")
-                global_args[key] = value.strip("\"'")
+                global_args[key] = (overrides or {}).get(key, value.strip("\"'"))
         elif word == "FROM":
             args = [a for a in rest.split() if not a.startswith("--")]
             base = _expand(args[0], global_args) if args else ""

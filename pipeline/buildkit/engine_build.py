@@ -22,6 +22,17 @@ from .context import make_context_tar
 SESSION_HINT = ("a step mounts a secret (or an SSH agent) that release.yml does not list: add it "
                 "to image.secrets, e.g. secrets: [{id: ID, env: VAR}], so the build runs "
                 "through the docker CLI's session; RUN --mount=type=ssh is not supported")
+BASE_LOGIN_HINT = ("check the base image's name; if its registry wants credentials, none were "
+                   "found for it: add that registry to release.yml (username_env/password_env), "
+                   "or `docker login HOST`")
+
+
+def session_hint(error: str, failure) -> str | None:
+    """A base image that cannot be loaded (BuildKit without a session cannot ask anyone for
+    registry credentials); or "no active sessions" for a secret or an SSH agent."""
+    if failure is not None and "load metadata for" in failure.name:
+        return BASE_LOGIN_HINT
+    return SESSION_HINT if "no active session" in error else None
 
 
 class BuildKitFailed(BuildFailed):
@@ -70,9 +81,10 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
                 continue
             error = stream_error(chunk)
             if error:
-                raise BuildKitFailed(describe_failure(Path(context, dockerfile), error,
-                                                      tracker.failure(), dockerfile_shown),
-                                     hint=SESSION_HINT if "no active session" in error else None)
+                failure = tracker.failure()
+                raise BuildKitFailed(describe_failure(Path(context, dockerfile), error, failure,
+                                                      dockerfile_shown),
+                                     hint=session_hint(error, failure))
             aux = chunk.get("aux")
             if chunk.get("id") == "moby.image.id" and isinstance(aux, dict):
                 image_id = aux.get("ID") or image_id

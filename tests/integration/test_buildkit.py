@@ -448,3 +448,95 @@ def test_target_build_args_and_labels_on_buildkit(tmp_path, docker_engine, plain
     assert image.labels["org.opencontainers.image.version"] == "2.0.0"
     assert "target test" in docker_run(docker_engine, local, "cat", "/out/built.txt")
     assert plain_registry.manifest_digest(repo, "2.0.0") == json.loads(proc.stdout)["digest"]
+
+
+# -- images from registries that need credentials ------------------------------------------------
+
+def _push_base(client, registry, repo: str, tmp_path: Path) -> str:
+    """A base image on `registry` (FROM scratch + busybox + a marker), gone from the engine."""
+    ctx = tmp_path / "base"
+    ctx.mkdir()
+    shutil.copy("/bin/busybox", ctx / "busybox")
+    marker = f"base {uuid.uuid4()}"
+    (ctx / "base.txt").write_text(marker + "\n")
+    (ctx / "Dockerfile").write_text("FROM scratch\nCOPY busybox /bin/busybox\n"
+                                    'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+                                    "COPY base.txt /base.txt\n")
+    ref = f"{registry.host}/{repo}"
+    from tests.support.images import build_image, push_image
+    build_image(client, ctx, f"{ref}:1")
+    push_image(client, ref, "1", registry.auth_config)
+    client.images.remove(f"{ref}:1", force=True)
+    return marker
+
+
+def test_a_base_image_behind_a_login_is_pulled_with_release_credentials(
+        tmp_path, docker_engine, auth_tls_registry, auth_env, repo, cleanup_images):
+    """The Engine API's BuildKit has no session to ask for credentials: release pulls the
+    base first with the ones release.yml names for that registry."""
+    base_repo = f"{repo}-base"
+    marker = _push_base(docker_engine, auth_tls_registry, base_repo, tmp_path)
+    base = f"{auth_tls_registry.host}/{base_repo}:1"
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text(f"ARG BASE=nothing\nFROM ${{BASE}}\n"
+                                    "RUN cp /base.txt /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n")
+    config = tmp_path / "release.yml"
+    config.write_text(f"image:\n  name: bk-base-{uuid.uuid4().hex[:8]}\n  context: app\n"
+                      f"  build_args: {{BASE: '{base}'}}\n"
+                      "registries:\n" + registry_block("secure", auth_tls_registry, repo,
+                                                       with_auth=True) + "\n")
+    cleanup_images.append(base)
+
+    without = run_release(config, "build-push", "1.0.0", env={"TEST_REG_USER": "", "TEST_REG_PASS": ""})
+    assert without.returncode == 2           # the named variables are empty: nothing happens
+    proc = run_release(config, "build-push", "1.0.0", env=auth_env)
+    assert proc.returncode == 0, proc.stderr
+    cleanup_images.append(f"{image_name(config)}:1.0.0")
+    assert f"pulling the base image {base} with the credentials for {auth_tls_registry.host}" \
+        in proc.stderr
+    assert docker_run(docker_engine, f"{image_name(config)}:1.0.0").strip() == marker
+    assert auth_tls_registry.manifest_digest(repo, "1.0.0") is not None
+    assert auth_env["TEST_REG_PASS"] not in proc.stdout + proc.stderr
+
+
+def test_a_base_image_without_credentials_says_to_log_in(tmp_path, docker_engine, auth_tls_registry,
+                                                         plain_registry, repo):
+    base_repo = f"{repo}-base"
+    _push_base(docker_engine, auth_tls_registry, base_repo, tmp_path)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text(f"FROM {auth_tls_registry.host}/{base_repo}:1\nRUN true\n")
+    config = tmp_path / "release.yml"
+    config.write_text(f"image:\n  name: bk-nobase-{uuid.uuid4().hex[:8]}\n  context: app\n"
+                      "registries:\n" + registry_block("plain", plain_registry, repo) + "\n")
+    proc = run_release(config, "build-push", "1.0.0")
+    assert proc.returncode == 1, proc.stderr
+    assert "hint: check the base image's name; if its registry wants credentials" in proc.stderr
+    assert plain_registry.tags(repo) == []
+
+
+def test_a_cache_pull_moves_no_local_tag(tmp_path, docker_engine, plain_registry, repo,
+                                         cleanup_images):
+    """cache_from HOST/REPO:latest when the engine has its own, unpushed HOST/REPO:latest: the
+    cache image is pulled by digest, and the local tag still names the local image."""
+    config = project(tmp_path, "cached", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  build_args: {SECONDS_OF_WORK: '0'}\n")
+    (tmp_path / "app" / "payload.txt").write_text("released\n")
+    first = run_release(config, "build-push", "1.0.0")
+    assert first.returncode == 0, first.stderr
+    latest = plain_registry.ref(repo, "latest")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "Dockerfile").write_text("FROM scratch\nCOPY f /f\n")
+    (other / "f").write_text(f"local only {uuid.uuid4()}\n")
+    from tests.support.images import build_image
+    local_id = build_image(docker_engine, other, latest)
+    cleanup_images += [latest, f"{image_name(config)}:1.0.0", f"{image_name(config)}:1.0.1"]
+    config.write_text(config.read_text().replace("  context: app\n",
+                                                 f"  context: app\n  cache_from: [{latest}]\n"))
+    for builder in ("classic", "auto"):
+        proc = run_release(config, "ci", "build", "--builder", builder)
+        assert proc.returncode == 0, proc.stderr
+        assert docker_engine.images.get(latest).id == local_id, builder
+
