@@ -22,6 +22,9 @@ from ..errors import ValueProblem
 BUILDERS = ("auto", "buildkit", "classic")
 DEFAULT_BUILDER = "auto"
 CACHE_TYPES = ("registry", "gha", "local", "s3", "azblob", "inline")
+# cache spec attributes that hold credentials (buildx: s3, azblob, gha); refused, never echoed
+CREDENTIAL_KEYS = ("token", "secret_access_key", "access_key_id", "session_token",
+                   "account_key", "password")
 SECRET_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -89,9 +92,19 @@ def parse_cache_entry(text: str, *, sink: bool) -> CacheEntry:
 
 
 def _attrs(text: str, where: str) -> dict[str, str]:
+    """key=value pairs; a credential among them is refused before anything echoes the text."""
+    pairs = [part.partition("=") for part in text.split(",")]
+    for key, _, _ in pairs:
+        if key.strip().lower() in CREDENTIAL_KEYS:
+            raise OptionError(f"a {where} entry carries a credential ({key.strip()}=...); it is "
+                              f"not shown, and it must not be written here: release.yml and "
+                              f"command lines end up in logs and process lists",
+                              hint="buildx reads cache credentials from the environment: "
+                                   "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN "
+                                   "(s3), AZURE_STORAGE_ACCOUNT_KEY (azblob), "
+                                   "ACTIONS_RUNTIME_TOKEN (gha)")
     attrs: dict[str, str] = {}
-    for part in text.split(","):
-        key, eq, value = part.partition("=")
+    for (key, eq, value), part in zip(pairs, text.split(",")):
         if not eq or not key.strip():
             raise OptionError(f"{where} entry '{text}': '{part}' is not key=value")
         attrs[key.strip()] = value.strip()

@@ -129,6 +129,31 @@ def test_bad_cache_entries(text, sink, message):
         parse_cache_entry(text, sink=sink)
 
 
+@pytest.mark.parametrize("text", [
+    "type=s3,region=eu-west-1,bucket=b,access_key_id=AKIAEXAMPLE,secret_access_key=SUPERSECRETKEY",
+    "type=gha,token=ghs_SUPERSECRETKEY,mode=max",
+    "type=azblob,account_url=https://a.blob.core.windows.net,Secret_Access_Key=SUPERSECRETKEY",
+    "type=s3,session_token=SUPERSECRETKEY,broken",
+])
+def test_credentials_in_a_cache_spec_are_refused_and_never_echoed(text):
+    for sink in (False, True):
+        with pytest.raises(OptionError) as err:
+            parse_cache_entry(text, sink=sink)
+        assert "carries a credential" in err.value.message and "from the environment" in err.value.hint
+        assert "SUPERSECRETKEY" not in err.value.message + err.value.hint
+
+
+def test_a_credential_on_the_command_line_is_a_usage_error_without_the_value(tmp_path):
+    from click.testing import CliRunner
+    from pipeline.cli import cli
+    config = write(tmp_path, "")
+    result = CliRunner().invoke(cli, ["-c", str(config), "plan", "1.0.0", "--cache-to",
+                                      "type=s3,bucket=b,secret_access_key=SUPERSECRETKEY"])
+    assert result.exit_code == 2
+    assert "carries a credential (secret_access_key=...)" in result.output
+    assert "SUPERSECRETKEY" not in result.output
+
+
 # -- release.yml --------------------------------------------------------------------------------
 
 def write(tmp_path: Path, image_extra: str) -> Path:
