@@ -13,10 +13,14 @@ stderr, turned into the same step lines as the Engine API's trace (plainlog.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -26,6 +30,7 @@ from .choose import BUILDX, DockerCli
 from .engine_build import BuildKitFailed
 
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker")
+DEFAULT_HOST = "unix:///var/run/docker.sock"      # docker-py's default, as Engine() uses
 PROBE_TIMEOUT = 20
 
 
@@ -116,8 +121,7 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
     from .plainlog import PlainLogParser
     from .steps import StepTracker
 
-    run_env = dict(os.environ if env is None else env)
-    run_env["DOCKER_BUILDKIT"] = "1"
+    run_env = cli_env(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="release-build-") as tmp:
         iidfile = os.path.join(tmp, "iid")
         argv = build_argv(cli, way, context=context, dockerfile=dockerfile, tag=tag,
@@ -126,30 +130,27 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
                           nocache=nocache, iidfile=iidfile)
         tracker, parser = StepTracker(on_line), PlainLogParser()
         other: list[str] = []          # lines that are not progress: errors of the CLI itself
-        try:
-            # bytes, split on "\n" only: text mode would also split on the "\r" of progress bars
-            proc = subprocess.Popen(argv, env=run_env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            raise ReleaseError(f"cannot run {cli.path}: {exc}") from None
-        assert proc.stdout is not None
-        try:
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                status = parser.feed(line)
-                if status is not None:
-                    tracker.feed(status)
-                elif line.strip():
-                    other.append(redact.redact(line))
-            code = proc.wait()
-            for status in (parser.flush(),):
-                if status is not None:
-                    tracker.feed(status)
-            tracker.flush()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+        with _stop_child_on_termination():
+            try:
+                # bytes, split on "\n" only: text mode would also split on the "\r" of
+                # progress bars
+                proc = subprocess.Popen(argv, env=run_env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            except OSError as exc:
+                raise ReleaseError(f"cannot run {cli.path}: {exc}") from None
+            try:
+                for line in _lines(proc, quiet=lambda: _feed(tracker, parser.flush())):
+                    status = parser.feed(line)
+                    if status is not None:
+                        tracker.feed(status)
+                    elif line.strip():
+                        other.append(redact.redact(line))
+                code = proc.wait()
+                _feed(tracker, parser.flush())
+                tracker.flush()
+            except BaseException:
+                _stop(proc)
+                raise
         if code != 0:
             failure = tracker.failure()
             error = _cli_error(other) or f"{Path(cli.path).name} exited with {code}"
@@ -159,6 +160,75 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
             return Path(iidfile).read_text().strip()
         except OSError:
             raise ReleaseError(f"{cli.path} built the image but wrote no image id") from None
+
+
+def cli_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The CLI's environment: the engine docker-py talks to (DOCKER_HOST, or its default
+    socket), never a docker context that points elsewhere; BuildKit on."""
+    run_env = dict(env)
+    run_env.pop("DOCKER_CONTEXT", None)
+    if not run_env.get("DOCKER_HOST"):
+        run_env["DOCKER_HOST"] = DEFAULT_HOST
+    run_env["DOCKER_BUILDKIT"] = "1"
+    return run_env
+
+
+def _feed(tracker, status) -> None:
+    if status is not None:
+        tracker.feed(status)
+
+
+def _lines(proc: subprocess.Popen, *, quiet: Callable[[], None], every: float = 1.0):
+    """The child's output lines; `quiet()` is called each `every` seconds without one, so a
+    long silent step still shows that it started."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw)
+        lines.put(None)
+
+    threading.Thread(target=pump, name="docker-cli-output", daemon=True).start()
+    while True:
+        try:
+            raw = lines.get(timeout=every)
+        except queue.Empty:
+            quiet()
+            continue
+        if raw is None:
+            return
+        yield raw.decode("utf-8", errors="replace").rstrip("\n")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the CLI (its build stops with it) and wait for it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def _stop_child_on_termination():
+    """SIGTERM/SIGHUP (CI cancellation, `timeout`) while the CLI builds: raise, so that the
+    child is stopped and the temporary directory goes, as on Ctrl-C. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _cli_error(lines: list[str]) -> str | None:

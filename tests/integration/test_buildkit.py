@@ -540,3 +540,52 @@ def test_a_cache_pull_moves_no_local_tag(tmp_path, docker_engine, plain_registry
         assert proc.returncode == 0, proc.stderr
         assert docker_engine.images.get(latest).id == local_id, builder
 
+
+
+def test_sigterm_stops_the_cli_build_and_leaves_nothing(tmp_path, docker_engine, plain_registry,
+                                                        repo):
+    """CI cancels with SIGTERM: the docker CLI building for release stops with it, and its
+    temporary directory is gone; meanwhile a silent long step has shown its header."""
+    import signal
+    import sys
+    config = project(tmp_path, "secret", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  secrets:\n    - id: npmrc\n      env: TEST_NPM_TOKEN\n")
+    dockerfile = tmp_path / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("&& sleep 2", "&& sleep 60"))
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    env = {**os.environ, "TEST_NPM_TOKEN": "t0ken", "TMPDIR": str(spool)}
+    env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-c", str(config), "build-push",
+                             "1.0.0"], stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "RUN --mount=type=secret" in line:
+            break
+    children = _children(proc.pid)
+    assert any("docker" in c for c in children.values()), children
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=30)[1]
+    assert proc.returncode != 0
+    time.sleep(0.5)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or \
+            "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), children[pid]
+    assert not list(spool.glob("release-build-*"))
+    assert plain_registry.tags(repo) == []
+    assert "t0ken" not in "".join(seen) + rest
+
+
+def _children(pid: int) -> dict[int, str]:
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes() \
+                        .replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                pass
+    return found
