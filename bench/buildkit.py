@@ -211,8 +211,8 @@ class BuildCache:
 # --- the bench -----------------------------------------------------------------------------
 
 def copy_real_files(sources, dest: Path, budget: int) -> tuple[int, int]:
-    """Copy regular files from `sources` (sorted walk, in rounds if needed) until `budget`
-    bytes; (bytes, files)."""
+    """Copy regular files from `sources` (sorted walk, in rounds if needed) until about
+    `budget` bytes (a file that would overshoot is skipped); (bytes, files)."""
     total = files = 0
     for round_no in range(1, 100):
         progress = False
@@ -228,7 +228,7 @@ def copy_real_files(sources, dest: Path, budget: int) -> tuple[int, int]:
                         if os.path.islink(path) or not os.path.isfile(path):
                             continue
                         size = os.path.getsize(path)
-                        if size > MAX_FILE or not os.access(path, os.R_OK):
+                        if size > MAX_FILE or total + size > budget or not os.access(path, os.R_OK):
                             continue
                         target = base / os.path.relpath(path, src)
                         target.parent.mkdir(parents=True, exist_ok=True)
@@ -238,11 +238,11 @@ def copy_real_files(sources, dest: Path, budget: int) -> tuple[int, int]:
                     total += size
                     files += 1
                     progress = True
-                    if total >= budget:
+                    if budget - total < 64 * 1024:
                         return total, files
         if not progress:
             break
-    if total < budget:
+    if total < budget * 0.95:
         raise BenchError(f"found only {total / MB:.0f} MB of files to copy under {', '.join(sources)}")
     return total, files
 
@@ -635,7 +635,7 @@ class Bench:
             fig = self.figures[name]
             med = fig.median
             spread = f"{(max(fig.seconds) - min(fig.seconds)) / med * 100:6.0f}%" if med else "-"
-            shown = fig.seconds if name != "startup" else []
+            shown = fig.seconds if name not in ("startup", "imports") else []
             runs = " ".join(f"{s:.2f}" for s in shown) if shown else f"{len(fig.seconds)} calls"
             label = FIGURE_TEXT.get(name, name)
             lines.append(f"{label:<37}{med if med is not None else float('nan'):>9.3f}  {spread:>7}  "

@@ -16,7 +16,7 @@ from typing import Callable
 
 from .. import redact
 from ..engine import BuildFailed, stream_error
-from .context import make_context_tar
+from .context import prepare_context
 
 
 SESSION_HINT = ("a step mounts a secret (or an SSH agent) that release.yml does not list: add it "
@@ -50,9 +50,9 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
     from .trace import TraceDecodeError, decode_aux
     from .failure import describe_failure
 
-    tar = make_context_tar(context, dockerfile)
+    source = prepare_context(context, dockerfile)      # unreadable files: exit 2, nothing sent
     params = {
-        "t": tag, "version": "2", "dockerfile": tar.dockerfile,
+        "t": tag, "version": "2", "dockerfile": source.dockerfile,
         # every image carries inline cache metadata: once pushed, it is a cache source
         "buildargs": json.dumps({**build_args, "BUILDKIT_INLINE_CACHE": "1"}),
         "labels": json.dumps(labels), "rm": "1", "forcerm": "1",
@@ -66,9 +66,9 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
     if nocache:
         params["nocache"] = "1"
     tracker = StepTracker(on_line)
-    image_id = None
+    image_id = response = None
     try:
-        response = api._post(api._url("/build"), params=params, data=tar.file,
+        response = api._post(api._url("/build"), params=params, data=source.tar(),
                              headers={"Content-Type": "application/x-tar"}, stream=True,
                              timeout=None)
         api._raise_for_status(response)
@@ -96,7 +96,8 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
     except APIError as exc:
         raise BuildKitFailed(f"build failed: {redact.redact(exc.explanation or str(exc))}") from None
     finally:
-        tar.close()
+        if response is not None:
+            response.close()
     if image_id is None:
         image_id = api.inspect_image(tag)["Id"]
     return image_id

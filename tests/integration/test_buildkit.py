@@ -106,18 +106,17 @@ def test_modern_dockerfile_released_and_run_back(tmp_path, docker_engine, plain_
 
 
 def test_context_tar_leaves_the_ignored_50_mb_out(tmp_path):
-    from pipeline.buildkit.context import make_context_tar
+    import io
+    from pipeline.buildkit.context import prepare_context
     app = tmp_path / "app"
     shutil.copytree(DOCKERFILES / "modern", app)
     (app / "big.bin").write_bytes(b"\0" * (50 << 20))
-    tar = make_context_tar(app, "Dockerfile")
-    try:
-        names = tarfile.open(fileobj=tar.file).getnames()
-        assert tar.size < 1 << 20
-    finally:
-        tar.close()
+    context = prepare_context(app, "Dockerfile")
+    data = b"".join(context.tar())
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    assert len(data) < 1 << 20
     assert "big.bin" not in names and "keep.tmp" in names and ".dockerignore" in names
-    assert tar.ignore_file == ".dockerignore"
+    assert context.ignore_file == ".dockerignore"
 
 
 def test_engine23_features_or_skip(tmp_path, docker_engine, plain_registry, repo, cleanup_images):
