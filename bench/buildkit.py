@@ -313,6 +313,11 @@ class Bench:
                 raise BenchError(f"`release {' '.join(cmd)}` fails: {tail(proc.stderr or proc.stdout, 2)}")
         proc = run([self.args.docker, "version", "--format", "{{.Client.Version}}"], check=False)
         self.info["docker_cli"] = proc.stdout.strip()
+        # the code measured: HEAD, and whether pipeline/ differs from it
+        head = run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
+        dirty = run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "pipeline"],
+                    check=False).stdout.strip()
+        self.info["code"] = (head or "?") + (" + uncommitted changes in pipeline/" if dirty else "")
 
     def _base_context(self, ctx: Path) -> None:
         ctx.mkdir(parents=True)
@@ -619,7 +624,8 @@ class Bench:
     def table(self, ratios: list[dict], wall: float) -> str:
         ctx = self.info["contexts"]
         lines = [f"release bench/buildkit: release ci build (Engine API) vs DOCKER_BUILDKIT=1 "
-                 f"docker build ({self.info.get('docker_cli', '?')}), {self.args.runs} runs",
+                 f"docker build ({self.info.get('docker_cli', '?')}), {self.args.runs} runs; "
+                 f"release at {self.info.get('code', '?')}",
                  f"  small context: {ctx['small']['bytes'] / MB:.0f} MB, {ctx['small']['files']} "
                  f"files, all sent",
                  f"  large context: {ctx['large']['bytes'] / MB:.0f} MB, {ctx['large']['files']} files; "

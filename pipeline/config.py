@@ -592,7 +592,7 @@ class _Loader:
 
     def build_options(self, entries: dict[str, tuple[Node, Node]]) -> dict | None:
         """image.builder, image.secrets, image.cache_from, image.cache_to."""
-        from pipeline.buildkit.options import BUILDERS, OptionError, parse_cache_entry
+        from pipeline.buildkit.options import BUILDERS, OptionError, parse_cache_entry, relative_to
 
         result: dict = {}
         ok = True
@@ -622,7 +622,8 @@ class _Loader:
             parsed = []
             for item, text in zip(entries[key][1].value, lines):
                 try:
-                    parsed.append(parse_cache_entry(text, sink=key == "cache_to"))
+                    parsed.append(relative_to(parse_cache_entry(text, sink=key == "cache_to"),
+                                              self.base))
                 except OptionError as exc:
                     self.error(item, f"image.{exc.message}" if exc.message.startswith(key)
                                else exc.message, hint=exc.hint)

@@ -120,7 +120,7 @@ def describe_route(builder: str, *, secrets: bool, cache_from=(), cache_to=()) -
         way = (f"the docker CLI ({'buildx' if any(e.needs_buildx for e in entries) else 'buildx or DOCKER_BUILDKIT=1'}) "
                f"for {' and '.join(needs)}" if needs else "the Engine API")
         line = f"builder: BuildKit via {way}"
-        if builder == "auto":
+        if builder == "auto" and not needs:     # with needs, no BuildKit is an error instead
             line += " (auto: classic if the engine has no BuildKit)"
     line += "; cache from: " + (", ".join(cache_from) if cache_from else "local build cache only")
     if cache_to:

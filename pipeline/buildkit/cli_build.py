@@ -129,7 +129,6 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
                           secrets=secrets, cache_from=cache_from, cache_to=cache_to,
                           nocache=nocache, iidfile=iidfile)
         tracker, parser = StepTracker(on_line), PlainLogParser()
-        other: list[str] = []          # lines that are not progress: errors of the CLI itself
         with _stop_child_on_termination():
             try:
                 # bytes, split on "\n" only: text mode would also split on the "\r" of
@@ -140,11 +139,7 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
                 raise ReleaseError(f"cannot run {cli.path}: {exc}") from None
             try:
                 for line in _lines(proc, quiet=lambda: _feed(tracker, parser.flush())):
-                    status = parser.feed(line)
-                    if status is not None:
-                        tracker.feed(status)
-                    elif line.strip():
-                        other.append(redact.redact(line))
+                    _feed(tracker, parser.feed(line))     # the rest: parser.unparsed
                 code = proc.wait()
                 _feed(tracker, parser.flush())
                 tracker.flush()
@@ -153,9 +148,11 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
                 raise
         if code != 0:
             failure = tracker.failure()
-            error = _cli_error(other) or f"{Path(cli.path).name} exited with {code}"
+            error = _cli_error([redact.redact(line) for line in parser.unparsed]) \
+                or f"{Path(cli.path).name} exited with {code}"
             raise BuildKitFailed(describe_failure(Path(context, dockerfile), error, failure,
                                                   dockerfile_shown))
+        on_line(tracker.summary())
         try:
             return Path(iidfile).read_text().strip()
         except OSError:

@@ -98,6 +98,7 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
     finally:
         if response is not None:
             response.close()
+    on_line(tracker.summary())
     if image_id is None:
         image_id = api.inspect_image(tag)["Id"]
     return image_id

@@ -40,9 +40,6 @@ class BuildSecret:
     env: str | None = None          # the NAME of an environment variable, never its value
     file: Path | None = None        # absolute
 
-    def describe(self) -> str:
-        return f"{self.id} (from env {self.env})" if self.env else f"{self.id} (from file {self.file})"
-
 
 @dataclass(frozen=True)
 class CacheEntry:
@@ -89,6 +86,20 @@ def parse_cache_entry(text: str, *, sink: bool) -> CacheEntry:
         raise OptionError(f"cache_from entry: {exc}",
                           hint="an image reference (host/repository:tag) or type=...,") from None
     return CacheEntry(text, "image", text)
+
+
+def relative_to(entry: CacheEntry, base: Path) -> CacheEntry:
+    """A `type=local` spec from release.yml: its src=/dest= are relative to release.yml, like
+    every other path there (on the command line they stay relative to the working directory)."""
+    if entry.type != "local":
+        return entry
+    parts = []
+    for part in entry.text.split(","):
+        key, eq, value = part.partition("=")
+        if key.strip() in ("src", "dest") and value and not Path(value).is_absolute():
+            part = f"{key}={Path(base, value)}"
+        parts.append(part)
+    return CacheEntry(",".join(parts), entry.type, entry.ref)
 
 
 def _attrs(text: str, where: str) -> dict[str, str]:

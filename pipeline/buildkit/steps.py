@@ -171,6 +171,13 @@ class StepTracker:
         return tuple(StepSummary(v.name, v.cached, v.seconds, v.error)
                      for v in sorted(self._vertices.values(), key=lambda v: v.order) if v.step)
 
+    def summary(self) -> str:
+        """One line for the end of a build: `12 steps, 9 cached, 3.4 s of work`."""
+        steps = self.steps
+        cached = sum(1 for st in steps if st.cached)
+        work = sum(st.seconds or 0.0 for st in steps if not st.cached)
+        return f"built: {len(steps)} steps, {cached} cached, {work:.1f}s of work in the steps"
+
     # -- internals -------------------------------------------------------------------------
 
     def _get(self, digest: str, name: str = "") -> _Vertex:

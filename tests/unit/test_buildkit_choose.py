@@ -183,6 +183,13 @@ def test_build_options_load(tmp_path):
     assert [e.text for e in image.cache_to] == ["type=gha,mode=max"]
 
 
+def test_local_cache_directories_are_relative_to_release_yml(tmp_path):
+    image = load_config(write(tmp_path, "  cache_from: ['type=local,src=.cache/bk']\n"
+                                        "  cache_to: ['type=local,dest=/abs/bk,mode=max']\n")).image
+    assert image.cache_from[0].text == f"type=local,src={tmp_path}/.cache/bk"
+    assert image.cache_to[0].text == "type=local,dest=/abs/bk,mode=max"
+
+
 def test_defaults(tmp_path):
     image = load_config(write(tmp_path, "")).image
     assert (image.builder, image.secrets, image.cache_from, image.cache_to) == ("auto", (), (), ())
