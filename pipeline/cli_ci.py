@@ -177,22 +177,28 @@ def ci_build(ctx, quiet, builder, cache_from, cache_to):
     from .buildkit.builder import ImageBuilder
     from .config import load_config
     from .engine import Engine
-    from .labels import oci_labels
+    from .labels import oci_labels, reusable_created
     from .progress import make_reporter
     from .sourceinfo import revision, source_url
 
     config = with_build_options(load_config(ctx.obj["config_path"]), builder, cache_from, cache_to)
     image = config.image
     cwd = config.path.parent
-    labels = oci_labels(version="ci", revision=revision(cwd), source=source_url(cwd), user=image.labels)
+    commit = revision(cwd)
     platforms = list(getattr(image, "platforms", ()) or ()) or [None]
     reporter = make_reporter(quiet)
-    images = ImageBuilder(Engine(), image, reporter)
+    engine = Engine()
+    images = ImageBuilder(engine, image, reporter)
     built = []
     try:
         route = images.prepare()
         for platform in platforms:
             tag = f"{image.name}:ci" + (f"-{platform.replace('/', '-')}" if len(platforms) > 1 else "")
+            # the same commit built again gives the same image (see labels.reusable_created)
+            earlier = ((engine.inspect(tag) or {}).get("Config") or {}).get("Labels")
+            labels = oci_labels(version="ci", revision=commit, source=source_url(cwd),
+                                created=reusable_created([earlier], version="ci", revision=commit),
+                                user=image.labels)
             reporter.message(f"building {tag}{f' for {platform}' if platform else ''} from "
                              f"{image.context} ({route.describe()})")
             image_id = images.build(tag=tag, labels=labels, platform=platform)

@@ -297,6 +297,18 @@ class Engine:
     def tag(self, image: str, repository: str, tag: str) -> None:
         self.api.tag(image, repository, tag, force=True)
 
+    def history(self, ref: str) -> list[dict]:
+        return self.api.history(ref)
+
+    def remove_if_untagged(self, image_id: str) -> None:
+        """Remove an image no tag names any more (an image still tagged or used is kept)."""
+        from docker.errors import APIError
+        try:
+            if not (self.api.inspect_image(image_id).get("RepoTags") or []):
+                self.api.remove_image(image_id, noprune=False)
+        except APIError:
+            pass
+
     def untag(self, ref: str) -> None:
         from docker.errors import APIError
         try:

@@ -21,3 +21,19 @@ def oci_labels(*, version: str, revision: str | None, source: str | None,
         labels[PREFIX + "source"] = source
     labels.update(user or {})
     return dict(sorted(labels.items()))
+
+
+def reusable_created(existing_labels, *, version: str, revision: str | None) -> str | None:
+    """The `created` label of an earlier build of the same version and commit, if any.
+
+    With the same label values the build cache gives the same image, so a rebuild (a re-run
+    of a release, `release ci build` on an unchanged tree) gives the same image id and digest
+    instead of a new image that differs only in its timestamp. `existing_labels` are the
+    labels of each candidate local image (None for one that is not there).
+    """
+    for labels in existing_labels:
+        labels = labels or {}
+        if (labels.get(PREFIX + "version") == version and labels.get(PREFIX + "revision") == revision
+                and labels.get(PREFIX + "created")):
+            return labels[PREFIX + "created"]
+    return None

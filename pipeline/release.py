@@ -31,7 +31,7 @@ from pathlib import Path
 from . import credentials as creds_mod
 from .engine import PushAuthError, PushError, PushTransientError
 from .errors import ReleaseError
-from .labels import PREFIX, oci_labels
+from .labels import PREFIX, oci_labels, reusable_created
 from .plan import Plan, Target, latest_moves
 from .redact import redact
 from .registry.client import RegistryAPIError, RegistryClient
@@ -190,13 +190,11 @@ class Releaser(PlatformSteps):
         instead of a new one with a new timestamp. With several platforms, the first
         of their local images that has one gives it to all.
         """
-        for candidate in (ref or self.plan.local_ref, *more):
-            existing = self.engine.inspect(candidate)
-            labels = ((existing or {}).get("Config") or {}).get("Labels") or {}
-            same_source = labels.get(PREFIX + "revision") == self.revision
-            if (labels.get(PREFIX + "version") == self.plan.version and same_source
-                    and labels.get(PREFIX + "created")):
-                return labels[PREFIX + "created"]
+        found = reusable_created((((self.engine.inspect(c) or {}).get("Config") or {}).get("Labels")
+                                  for c in (ref or self.plan.local_ref, *more)),
+                                 version=self.plan.version, revision=self.revision)
+        if found:
+            return found
         return datetime.now(timezone.utc)
 
     # -- step 2: the immutable tag ----------------------------------------------------------

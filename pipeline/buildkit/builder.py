@@ -177,25 +177,55 @@ class ImageBuilder:
                                      build_args=image.build_args, target=image.target,
                                      labels=labels, **extra)
         from .engine_build import BuildKitFailed
+        earlier = self.engine.inspect(tag)
         try:
             if route.way == ENGINE:
                 from .engine_build import build_via_engine
-                return build_via_engine(self.engine.api, cache_from=refs, on_line=on_line,
-                                        dockerfile_shown=image.dockerfile, **common)
-            from .cli_build import build_via_cli
-            entries = list(self.cache_from) + [CacheEntry(r, "image", r) for r in cache_from or ()]
-            return build_via_cli(route.cli, route.way, secrets=image.secrets, cache_from=entries,
-                                 cache_to=list(image.cache_to), on_line=on_line, env=self.env,
-                                 dockerfile_shown=image.dockerfile, **common)
+                image_id = build_via_engine(self.engine.api, cache_from=refs, on_line=on_line,
+                                            dockerfile_shown=image.dockerfile, **common)
+            else:
+                from .cli_build import build_via_cli
+                entries = list(self.cache_from) + [CacheEntry(r, "image", r)
+                                                   for r in cache_from or ()]
+                image_id = build_via_cli(route.cli, route.way, secrets=image.secrets,
+                                         cache_from=entries, cache_to=list(image.cache_to),
+                                         on_line=on_line, env=self.env,
+                                         dockerfile_shown=image.dockerfile, **common)
         except BuildKitFailed as exc:
             if "exec format error" not in exc.message.lower():
                 raise
             # a foreign binary ran: QEMU missing for that platform, or the wrong binary
             detail, hint = self.engine.explain_exec_format("", platform)
             raise BuildKitFailed(f"{exc.message}\n {detail.strip()}", hint=hint) from None
+        return self._keep_earlier_if_equal(tag, earlier, image_id)
+
+    def _keep_earlier_if_equal(self, tag: str, earlier: dict | None, image_id: str) -> str:
+        """BuildKit (0.8, Engine 20.10) writes the inline cache records of the image config in
+        no fixed order, so a fully cached rebuild can get a new image id that differs from the
+        earlier build only there. Then the earlier image keeps the tag: sources built again
+        give the same image, and a released version keeps its digest on a re-run."""
+        if not earlier or earlier.get("Id") == image_id:
+            return image_id
+        now = self.engine.inspect(image_id)
+        if now is None or _identity(earlier, self.engine.history(earlier["Id"])) != \
+                _identity(now, self.engine.history(image_id)):
+            return image_id
+        repository, _, name = tag.rpartition(":")
+        self.engine.tag(earlier["Id"], repository, name)
+        self.engine.remove_if_untagged(image_id)
+        return earlier["Id"]
 
 
 def _first_line(exc: BaseException) -> str:
     """An exception as one short, redacted line, for a warning."""
     text = redact.redact(str(exc)).strip()
     return (text.splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _identity(inspect: dict, history: list[dict]) -> tuple:
+    """What an image is, short of the inline cache records: its config, layers, platform,
+    creation time and history."""
+    keys = ("Config", "Created", "RootFS", "Os", "Architecture", "Variant", "Author", "Comment")
+    return (repr([inspect.get(k) for k in keys]),
+            repr([(h.get("Created"), h.get("CreatedBy"), h.get("Comment"), h.get("Size"))
+                  for h in history]))

@@ -588,3 +588,19 @@ def _children(pid: int) -> dict[int, str]:
             except (OSError, ValueError, IndexError):
                 pass
     return found
+
+
+def test_ci_build_twice_gives_the_same_image(tmp_path, docker_engine, plain_registry, repo,
+                                             cleanup_images):
+    """An unchanged tree built again: every step CACHED and the same image id (the created
+    label of the earlier build is reused), not a new image that differs in its timestamp."""
+    config = project(tmp_path, "cached", [registry_block("plain", plain_registry, repo)],
+                     image_extra="  build_args: {SECONDS_OF_WORK: '0'}\n")
+    first = run_release(config, "ci", "build")
+    assert first.returncode == 0, first.stderr
+    cleanup_images.append(f"{image_name(config)}:ci")
+    again = run_release(config, "ci", "build")
+    assert again.returncode == 0, again.stderr
+    ids = [re.search(r"\((sha256:[0-9a-f]{64})\)", p.stdout).group(1) for p in (first, again)]
+    assert ids[0] == ids[1]
+    assert "built: 5 steps, 5 cached" in again.stderr

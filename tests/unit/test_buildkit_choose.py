@@ -280,3 +280,60 @@ def test_each_platform_gets_its_own_gha_scope_unless_one_is_named():
     froms = [argv[i + 1] for i, a in enumerate(argv) if a == "--cache-from"]
     assert froms == ["type=gha,scope=linux-arm64", "type=gha,scope=x"]
     assert argv[argv.index("--cache-to") + 1] == "type=gha,mode=max,ignore-error=true,scope=linux-arm64"
+
+
+def test_created_is_reused_only_for_the_same_version_and_commit():
+    from pipeline.labels import PREFIX, reusable_created
+    mine = {PREFIX + "version": "1.0.0", PREFIX + "revision": "abc", PREFIX + "created": "T1"}
+    assert reusable_created([None, mine], version="1.0.0", revision="abc") == "T1"
+    assert reusable_created([mine], version="1.0.1", revision="abc") is None
+    assert reusable_created([mine], version="1.0.0", revision="abd") is None
+    assert reusable_created([{**mine, PREFIX + "created": ""}], version="1.0.0", revision="abc") is None
+    assert reusable_created([], version="1.0.0", revision=None) is None
+
+
+class _Engine:
+    """Images by id: inspect documents and histories; records tags and removals."""
+
+    def __init__(self, images):
+        self.images, self.tags, self.removed = images, {}, []
+
+    def inspect(self, ref):
+        return self.images.get(self.tags.get(ref, ref))
+
+    def history(self, ref):
+        return self.images[ref]["_history"]
+
+    def tag(self, image, repository, tag):
+        self.tags[f"{repository}:{tag}"] = image
+
+    def remove_if_untagged(self, image_id):
+        self.removed.append(image_id)
+
+
+def _image(image_id, *, created="T", layers=("sha256:l1",), history=("RUN a",)):
+    return {"Id": image_id, "Config": {"Labels": {}}, "Created": created,
+            "RootFS": {"Layers": list(layers)}, "Os": "linux", "Architecture": "amd64",
+            "_history": [{"Created": 1, "CreatedBy": h, "Comment": "", "Size": 0} for h in history]}
+
+
+def test_a_rebuild_that_differs_only_in_inline_cache_order_keeps_the_earlier_image():
+    from pipeline.buildkit.builder import ImageBuilder
+    engine = _Engine({"sha256:old": _image("sha256:old"), "sha256:new": _image("sha256:new")})
+    builder = ImageBuilder.__new__(ImageBuilder)
+    builder.engine = engine
+    kept = builder._keep_earlier_if_equal("app:1.0.0", engine.images["sha256:old"], "sha256:new")
+    assert kept == "sha256:old" and engine.tags["app:1.0.0"] == "sha256:old"
+    assert engine.removed == ["sha256:new"]
+
+
+@pytest.mark.parametrize("change", [dict(created="T2"), dict(layers=("sha256:l2",)),
+                                    dict(history=("RUN b",))])
+def test_a_rebuild_that_really_differs_is_the_new_image(change):
+    from pipeline.buildkit.builder import ImageBuilder
+    engine = _Engine({"sha256:old": _image("sha256:old"), "sha256:new": _image("sha256:new", **change)})
+    builder = ImageBuilder.__new__(ImageBuilder)
+    builder.engine = engine
+    assert builder._keep_earlier_if_equal("app:1", engine.images["sha256:old"], "sha256:new") == "sha256:new"
+    assert engine.tags == {} and engine.removed == []
+    assert builder._keep_earlier_if_equal("app:1", None, "sha256:new") == "sha256:new"
