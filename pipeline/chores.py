@@ -133,6 +133,28 @@ def tag_digests(client: RegistryClient, repository: str, jobs: int = 4) -> dict[
         return {t: d for t, d in pool.map(head, tags) if d}
 
 
+def manifest_links(client: RegistryClient, repository: str, digests, jobs: int = 4):
+    """What the manifests `digests` point at (prune.ManifestLinks): an index's children, a
+    manifest's OCI 1.1 `subject`. One GET per distinct digest, `jobs` at a time."""
+    from .prune import ManifestLinks
+
+    def read(digest):
+        body, info = client.get_manifest(repository, digest)
+        manifest = parse_manifest(body, info.media_type)
+        subject = manifest.data.get("subject")
+        return (digest, tuple(c.digest for c in manifest.children) if manifest.is_index else (),
+                subject.get("digest") if isinstance(subject, dict) else None)
+
+    children, subjects = {}, {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for digest, kids, subject in pool.map(read, sorted(set(digests))):
+            if kids:
+                children[digest] = kids
+            if isinstance(subject, str):
+                subjects[digest] = subject
+    return ManifestLinks(children=children, subjects=subjects)
+
+
 GC_REMINDER = ("deleting manifests frees no disk by itself: run the registry's garbage collection "
                "(distribution: `registry garbage-collect /etc/docker/registry/config.yml`, "
                "registry in read-only mode or stopped)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import click
 
@@ -163,9 +164,7 @@ def prune(ctx, registries, keep, match, yes, as_json):
     """
     import re
 
-    from .chores import GC_REMINDER, client_for, tag_digests
-    from .prune import plan_prune
-    from .registry.errors import RegistryAPIError
+    from .chores import GC_REMINDER
 
     if match:
         try:
@@ -173,32 +172,23 @@ def prune(ctx, registries, keep, match, yes, as_json):
         except re.error as exc:
             raise click.BadParameter(f"not a regular expression: {exc}", param_hint="--match")
     config = _config(ctx, True)
+    selected = config.select(list(registries))
+    # registries at once; within one, `jobs` requests at a time (HEADs, GETs, then DELETEs)
+    with ThreadPoolExecutor(max_workers=max(1, len(selected))) as pool:
+        outcomes = list(pool.map(lambda r: _prune_registry(r, keep, match, yes), selected))
     report, failed = {}, False
-    for r in config.select(list(registries)):
-        client = client_for(r)
-        try:
-            plan = plan_prune(tag_digests(client, r.repository), keep, match)
-        except RegistryAPIError as exc:
-            raise _api_error(exc) from None
-        entry = plan.to_dict()
-        entry["deleted"] = []
-        if yes:
-            for d in plan.deletions:
-                try:
-                    client.delete_manifest(r.repository, d.digest)
-                    entry["deleted"].append(d.digest)
-                except RegistryAPIError as exc:
-                    entry.setdefault("errors", []).append(str(exc))
-                    failed = True
-                    break       # a registry that refuses one delete refuses them all
+    for r, (plan, entry, error) in zip(selected, outcomes):
+        if error is not None:
+            raise error
         report[r.name] = entry
+        failed |= bool(entry.get("errors"))
         if not as_json:
             echo(f"[{r.name}] {r.registry}/{r.repository}: keep {', '.join(plan.keep) or '-'}")
             for d in plan.deletions:
                 state = "deleted" if d.digest in entry["deleted"] else ("FAILED" if yes else "would delete")
                 echo(f"  {state:12} {', '.join(d.tags)}  ({d.digest[:19]})")
-            if plan.protected:
-                echo(f"  kept as well: {', '.join(plan.protected)}")
+            for tag in plan.protected:
+                echo(f"  kept         {tag}  ({plan.reasons.get(tag, 'kept')})")
             for err in entry.get("errors", []):
                 echo(f"  error: {err}", err=True)
     if as_json:
@@ -209,6 +199,47 @@ def prune(ctx, registries, keep, match, yes, as_json):
         echo(f"note: {GC_REMINDER}", err=True)
     if failed:
         ctx.exit(1)
+
+
+def _prune_registry(r, keep: int, match: str | None, yes: bool, jobs: int = 4):
+    """(plan, report entry, error) for one registry; the error is raised by the caller, so
+    one registry's failure to list does not hide what the others did."""
+    import threading
+
+    from .chores import client_for, manifest_links, tag_digests
+    from .prune import plan_prune
+    from .registry.errors import RegistryAPIError
+
+    client = client_for(r)
+    try:
+        tags = tag_digests(client, r.repository, jobs)
+        plan = plan_prune(tags, keep, match, manifest_links(client, r.repository,
+                                                            tags.values(), jobs))
+    except RegistryAPIError as exc:
+        return None, None, _api_error(exc)
+    entry = plan.to_dict()
+    entry["deleted"] = []
+    if not yes:
+        return plan, entry, None
+    refused = threading.Event()       # a registry that refuses one delete refuses them all
+
+    def delete(d):
+        if refused.is_set():
+            return d.digest, "skipped"
+        try:
+            client.delete_manifest(r.repository, d.digest)
+            return d.digest, "deleted"
+        except RegistryAPIError as exc:
+            refused.set()
+            return d.digest, str(exc)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for digest, outcome in pool.map(delete, plan.deletions):
+            if outcome == "deleted":
+                entry["deleted"].append(digest)
+            elif outcome != "skipped":
+                entry.setdefault("errors", []).append(outcome)
+    return plan, entry, None
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 
 import pytest
@@ -148,3 +149,52 @@ def test_inspect_of_an_artifact_shows_what_there_is_instead_of_failing(tmp_path,
     assert f"layer       {sha256(layer)}  {len(layer)} bytes" in proc.stdout
     assert "note        the config blob (application/vnd.example.config) is not an image config" \
         in proc.stdout
+
+
+def test_prune_keeps_what_a_kept_index_lists_even_under_old_looking_tags(tmp_path, docker_engine,
+                                                                         plain_registry):
+    """Issue 12's data loss: the per-platform manifests of 2.0.0 also carry the tags
+    2.0.0-amd64 / 2.0.0-arm64, which sort as prereleases below 2.0.0. Prune with --keep 1 kept
+    the index and deleted its children, so `docker pull :2.0.0` failed. Checked through the
+    registry API and skopeo, not through release."""
+    import requests
+    repo = f"chores/index-{uuid.uuid4().hex[:8]}"
+    config = write_release(tmp_path, [registry_block("src", plain_registry, repo)],
+                           image_extra="  platforms: [linux/amd64, linux/arm64]\n",
+                           extra="tags:\n  - type=semver,pattern={{version}}\n"
+                                 "flavor:\n  - latest=false\n")       # no floating tags
+    for version in ("1.0.0", "2.0.0"):
+        (tmp_path / "app" / "payload.txt").write_text(f"{version} {uuid.uuid4()}")
+        proc = run_release(config, "build-push", version, "-q")
+        assert proc.returncode == 0, proc.stderr
+    index = plain_registry.manifest(repo, "2.0.0")
+    children = {m["platform"]["architecture"]: m["digest"] for m in index.json()["manifests"]}
+    for arch, digest in children.items():          # tag each child, as some pipelines do
+        child = plain_registry.manifest(repo, digest)
+        put = requests.put(f"{plain_registry.url}/v2/{repo}/manifests/2.0.0-{arch}", data=child.body,
+                           headers={"Content-Type": child.media_type}, timeout=15)
+        assert put.status_code == 201, put.text
+    old = plain_registry.manifest_digest(repo, "1.0.0")
+
+    proc = run_release(config, "prune", "--keep", "1", "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["src"]
+    assert report["keep"] == ["2.0.0"]
+    assert report["deleted"] == [old]
+    for arch in children:
+        assert report["reasons"][f"2.0.0-{arch}"] == "in the index of kept tag 2.0.0"
+    for arch, digest in children.items():
+        assert plain_registry.manifest_digest(repo, digest) == digest
+        assert plain_registry.manifest_digest(repo, f"2.0.0-{arch}") == digest
+    assert plain_registry.manifest(repo, "1.0.0") is None
+    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                          f"docker://{plain_registry.host}/{repo}:2.0.0"],
+                         capture_output=True, text=True, check=True).stdout
+    for digest in children.values():                # every child the index names resolves
+        assert digest in raw
+        assert subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                               f"docker://{plain_registry.host}/{repo}@{digest}"],
+                              capture_output=True).returncode == 0
+
+    text = run_release(config, "prune", "--keep", "1")
+    assert "kept         2.0.0-amd64  (in the index of kept tag 2.0.0)" in text.stdout
