@@ -11,6 +11,8 @@ from . import __version__
 from .errors import ReleaseError
 from .redact import redact
 
+FORCE_HELP = ("Replace VERSION where a registry already holds another image under it, and move "
+              "floating tags even to a lower version. Without it, both are refused.")
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -229,9 +231,11 @@ def plan(ctx, version, registries, no_build, as_json, builder, cache_from, cache
               help="Also write a dotenv report (RELEASE_VERSION, RELEASE_DIGEST, RELEASE_TAGS, RELEASE_OK), "
                    "e.g. for GitLab's artifacts:reports:dotenv.")
 @build_options
+@click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.pass_context
 def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, engine_push,
-               platform, push_by_digest, metadata_file, dotenv, builder, cache_from, cache_to):
+               platform, push_by_digest, metadata_file, dotenv, builder, cache_from, cache_to,
+               force):
     """Build once, push VERSION and its tags to every registry, verify the digests.
 
     With several image.platforms: one build per platform, each pushed by digest, one
@@ -265,7 +269,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     from .summary import format_report
 
     reporter = make_reporter(quiet)
-    releaser = Releaser(config, p, reporter, engine=None, jobs=jobs, engine_push=engine_push)
+    releaser = Releaser(config, p, reporter, engine=None, jobs=jobs, engine_push=engine_push,
+                        force=force)
     releaser.resolve_credentials()  # a missing env var is a usage error before any work
     from .ci.step import check_output_paths
     check_output_paths(os.environ, dotenv)

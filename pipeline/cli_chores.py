@@ -249,8 +249,10 @@ def _prune_registry(r, keep: int, match: str | None, yes: bool, jobs: int = 4):
 @click.option("--jobs", type=click.IntRange(1, 32), default=4, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True)
+@click.option("--force", is_flag=True, help="Replace VERSION where a target holds another image; "
+                                            "move floating tags even backwards.")
 @click.pass_context
-def promote(ctx, version, source, dests, jobs, as_json, quiet):
+def promote(ctx, version, source, dests, jobs, as_json, quiet, force):
     """Copy the image released as VERSION on one registry to others, with every tag the
     rules give, digest unchanged: no rebuild, no Docker Engine.
 
@@ -269,7 +271,7 @@ def promote(ctx, version, source, dests, jobs, as_json, quiet):
         raise click.BadParameter("a registry cannot be both --from and --to", param_hint="--to")
     selected = config.select(list(dests))
     plan = make_plan(config, _derive(config, version), selected, build=False)
-    releaser = Releaser(config, plan, make_reporter(quiet), jobs=jobs)
+    releaser = Releaser(config, plan, make_reporter(quiet), jobs=jobs, force=force)
     report = releaser.promote(source)
     echo(json.dumps(report.to_dict(), indent=2), is_json=True) if as_json else echo(format_report(report, verb="promoted"))
     if not report.ok:

@@ -142,8 +142,10 @@ def manifest_group():
 @click.option("--dotenv", "dotenv", metavar="PATH",
               help="Also write a dotenv report (RELEASE_VERSION, RELEASE_DIGEST, RELEASE_TAGS, "
                    "RELEASE_OK), e.g. for GitLab's artifacts:reports:dotenv.")
+@click.option("--force", is_flag=True, help="Replace VERSION where a registry holds another "
+                                            "image; move floating tags even backwards.")
 @click.pass_context
-def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, dotenv):
+def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, dotenv, force):
     """Assemble one index from the platform records in DIR and release it as VERSION.
 
     Each record names a platform manifest already pushed by digest. The index (OCI
@@ -187,7 +189,7 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
     check_output_paths(os.environ, dotenv)
 
     reporter = make_reporter(quiet)
-    releaser = Releaser(config, plan, reporter, jobs=jobs)
+    releaser = Releaser(config, plan, reporter, jobs=jobs, force=force)
     try:
         report = releaser.merge(records)
     finally:

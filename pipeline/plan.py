@@ -197,27 +197,17 @@ def format_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def highest_release(tags) -> str | None:
-    """The highest stable semantic version among `tags` (prereleases never count)."""
-    from .tags.semver import parse_semver, precedence
+def floating_moves(version: str, held: str | None) -> bool:
+    """Does a floating tag that points at an image of version `held` move to `version`?
 
-    best = None
-    for tag in tags:
-        v = parse_semver(tag)
-        if v is not None and not v.is_prerelease and (best is None or precedence(v) > precedence(best)):
-            best = v
-    return best.raw if best else None
-
-
-def latest_moves(version: str, existing_tags) -> tuple[bool, str | None]:
-    """flavor latest=highest: does `latest` move to `version` on a registry holding `existing_tags`?
-
-    Returns (moves, highest other release). A backport 1.9.1 after 2.0.0 does not move it.
+    Only forward: `1` on 1.3.0 does not go back to 1.2.5 (a backport, or a re-run of an
+    older release). When either side is not a semantic version (`held` unknown: no label,
+    no version tag) it moves, as it always did.
     """
     from .tags.semver import parse_semver, precedence
 
     mine = parse_semver(version)
-    highest = highest_release(t for t in existing_tags if t != version)
-    if mine is None or highest is None:
-        return mine is not None, highest
-    return precedence(mine) >= precedence(parse_semver(highest)), highest
+    theirs = parse_semver(held) if held else None
+    if mine is None or theirs is None:
+        return True
+    return precedence(mine) >= precedence(theirs)

@@ -32,7 +32,8 @@ from . import credentials as creds_mod
 from .engine import PushAuthError, PushError, PushTransientError
 from .errors import ReleaseError
 from .labels import PREFIX, oci_labels, reusable_created
-from .plan import Plan, Target, latest_moves
+from .plan import Plan, Target, floating_moves
+from .tags.semver import parse_semver, precedence
 from .redact import redact
 from .registry.client import RegistryAPIError, RegistryClient
 from .release_platforms import PlatformSteps
@@ -40,12 +41,17 @@ from .results import ALREADY, FAILED, PUSHED, SKIPPED, RefResult, Report  # noqa
 from .sourceinfo import revision as git_revision, source_url
 
 
+class ImmutableVersionError(ReleaseError):
+    """The version tag already holds another image (exit 1)."""
+
+
 class Releaser(PlatformSteps):
     def __init__(self, config, plan: Plan, reporter, *, engine=None, jobs: int = 4, env=None,
-                 engine_push: bool = False):
+                 engine_push: bool = False, force: bool = False):
         """`engine_push`: the engine pushes to the first registry (`docker push`, its own
         compression) and the others get copies, instead of fanout_push.py's one export."""
         self.engine_push = engine_push
+        self.force = force          # replace an existing version, move floating tags backwards
         self.config = config
         self.plan = plan
         self.reporter = reporter
@@ -279,6 +285,7 @@ class Releaser(PlatformSteps):
                 with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                     existing = dict(zip(existing, pool.map(
                         lambda t: self._remote_digest(t, t.immutable), targets)))
+        existing = self._check_immutable(report, targets, existing, known)
         results: dict[str, RefResult] = {}
         for t in targets:
             if existing.get(t.registry) and existing[t.registry] in known:
@@ -320,22 +327,119 @@ class Releaser(PlatformSteps):
         report.digest = digests.pop()
         return source
 
+    def _check_immutable(self, report: Report, targets: list[Target], existing: dict,
+                         known: set[str]) -> dict:
+        """A released version is never replaced: a target whose immutable tag holds another
+        image stops the release before anything is pushed anywhere (exit 1), unless --force,
+        which replaces it and says so. Returns `existing` with the replaced ones cleared."""
+        others = {t.registry: existing[t.registry] for t in targets
+                  if existing.get(t.registry) and existing[t.registry] not in known}
+        if not others:
+            return existing
+        mine = next(iter(known), None) or report.image_id
+        where = ", ".join(f"{name} holds {digest}" for name, digest in others.items())
+        if not self.force:
+            raise ImmutableVersionError(
+                f"version {self.plan.version} is already released as another image ({where}); "
+                f"this one is {mine or 'a different image'}. Nothing was pushed",
+                hint=f"a released version is never replaced: release a new version, or pass "
+                     f"--force to replace {self.plan.version}")
+        report.notes.append(f"--force: replaced {self.plan.version} ({where})")
+        return {**existing, **{name: None for name in others}}
+
     # -- step 3: floating tags --------------------------------------------------------------
     def _floating_tags(self, target: Target, report: Report) -> list[str]:
-        tags = list(target.floating)
-        latest = self.plan.latest_tag
-        if latest and latest in tags and self.plan.latest_if_highest:
-            try:
-                existing = self.client(target.registry).list_tags(target.repository)
-            except RegistryAPIError as exc:
-                report.errors.append(f"[{target.registry}] cannot list tags to decide on {latest}: {exc}")
-                return []
-            moves, highest = latest_moves(self.plan.version, existing)
-            if not moves:
-                tags.remove(latest)
-                report.notes.append(f"[{target.registry}] {latest} stays on {highest}: "
-                                    f"{self.plan.version} is not the highest release (flavor latest=highest)")
+        """The floating tags that move on this registry: each only forward. A tag stays when
+        the registry holds a higher version that the tag rules give it too (`40` and `latest`
+        belong to 40.2.0 once 40.2.0 is there, even if 40.1.0 runs later or at the same time),
+        or when it points at an image of a higher version. The summary says why; --force
+        moves it all the same."""
+        if self.force:
+            return list(target.floating)
+        owners = self._higher_owners(target)
+        tags = []
+        for tag in target.floating:
+            owner = owners.get(tag)
+            held = None if owner else self._held_version(target, tag, report)
+            if owner or (held and not floating_moves(self.plan.version, held)):
+                report.notes.append(f"[{target.registry}] {tag} stays on {owner or held}: "
+                                    f"{self.plan.version} is lower, and floating tags only "
+                                    f"move forward (--force moves it)")
+            else:
+                tags.append(tag)
         return tags
+
+    def _higher_owners(self, target: Target) -> dict[str, str]:
+        """{floating tag: the highest version on the registry above ours whose tags, by the
+        rules of release.yml, include it}."""
+        mine = parse_semver(self.plan.version)
+        if mine is None or not target.floating:
+            return {}
+        try:
+            existing = self.client(target.registry).list_tags(target.repository)
+        except RegistryAPIError:
+            return {}                 # the PUTs will say what is wrong with the registry
+        higher = sorted(((precedence(v), t) for t in existing
+                         if (v := parse_semver(t)) is not None and precedence(v) > precedence(mine)),
+                        reverse=True)
+        owners: dict[str, str] = {}
+        for _, version in higher:
+            for tag in self._tags_for(version) & set(target.floating):
+                owners.setdefault(tag, version)
+        return owners
+
+    def _tags_for(self, version: str) -> frozenset[str]:
+        """The tags release.yml's rules give `version` (git and CI left out: semver rules)."""
+        from .tags import derive_tags, resolve_context
+        try:
+            ctx = resolve_context(version=version, env={}, git=lambda args: None)
+            return frozenset(derive_tags(self.config.tags, self.config.flavor, ctx).tags)
+        except Exception:      # noqa: BLE001 - a rule that needs git or CI: no opinion
+            return frozenset()
+
+    def _held_version(self, target: Target, tag: str, report: Report) -> str | None:
+        """The version of the image `tag` points at now, None when absent, ours or unknown."""
+        key = (target.registry, tag)
+        if key not in self.current_tags:
+            try:
+                found = self.client(target.registry).head_manifest(target.repository, tag)
+            except RegistryAPIError:
+                return None
+            self.current_tags[key] = found.digest if found else None
+        current = self.current_tags[key]
+        if current is None or current == report.digest:
+            return None
+        return self._version_at(target, current)
+
+    def _version_at(self, target: Target, digest: str) -> str | None:
+        """The version of the image `digest` is: its org.opencontainers.image.version label
+        (the first platform's, for an index), else a version tag that shares the digest."""
+        import json
+
+        from .registry.manifest import ManifestError, parse_manifest
+
+        client = self.client(target.registry)
+        try:
+            body, info = client.get_manifest(target.repository, digest)
+            manifest = parse_manifest(body, info.media_type)
+            if manifest.is_index and manifest.children:
+                body, info = client.get_manifest(target.repository, manifest.children[0].digest)
+                manifest = parse_manifest(body, info.media_type)
+            if not manifest.is_index and manifest.blobs:
+                config = manifest.blobs[0]
+                raw = client.get_blob(target.repository, config.digest, config.size)
+                labels = ((json.loads(raw) or {}).get("config") or {}).get("Labels") or {}
+                version = labels.get(PREFIX + "version")
+                if isinstance(version, str) and parse_semver(version) is not None:
+                    return version
+            for tag in client.list_tags(target.repository):
+                if parse_semver(tag) is not None:
+                    found = client.head_manifest(target.repository, tag)
+                    if found is not None and found.digest == digest:
+                        return tag
+        except (RegistryAPIError, ManifestError, ValueError, AttributeError):
+            pass
+        return None
 
     def _tag(self, target: Target, manifest: bytes, report: Report) -> list[RefResult]:
         from .registry.copy import tag_image
@@ -376,10 +480,15 @@ class Releaser(PlatformSteps):
 
     # -- step 4: verify ---------------------------------------------------------------------
     def verify(self, report: Report) -> None:
-        """Ask each registry (not the engine) what every pushed reference resolves to."""
-        targets = {t.registry: t for t in self.plan.targets}
+        """Ask each registry (not the engine) what every pushed reference resolves to.
 
-        def check(res: RefResult) -> None:
+        Another release running at the same time may have moved a floating tag since: onto a
+        higher version, that is the rule (a note, not a failure); onto a lower one, it is put
+        back on this version once (floating tags only move forward)."""
+        targets = {t.registry: t for t in self.plan.targets}
+        moved_on: list[RefResult] = []
+
+        def check(res: RefResult, repair: bool = True) -> None:
             target = targets[res.registry]
             tag = res.ref.rsplit(":", 1)[1]
             try:
@@ -389,14 +498,43 @@ class Releaser(PlatformSteps):
                 return
             if info is None:
                 res.status, res.error = FAILED, "not found on the registry after the push"
-            elif info.digest != report.digest:
-                res.status, res.error = FAILED, f"registry holds {info.digest}, expected {report.digest}"
-            else:
+            elif info.digest == report.digest:
                 res.digest = info.digest
+            elif tag in target.floating and not self.force:
+                held = self._version_at(target, info.digest)
+                if held and not floating_moves(self.plan.version, held):
+                    moved_on.append(res)
+                    report.notes.append(f"[{res.registry}] {tag} moved on to {held} (a newer "
+                                        f"release) while this one ran")
+                elif repair and self._put_back(target, tag, report):
+                    check(res, repair=False)
+                else:
+                    res.status, res.error = FAILED, (f"registry holds {info.digest}, expected "
+                                                     f"{report.digest}")
+            else:
+                res.status, res.error = FAILED, f"registry holds {info.digest}, expected {report.digest}"
 
         # "already there" was just read from the registry itself; what we wrote is re-read here.
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             list(pool.map(check, [r for r in report.results if r.status == PUSHED]))
+        gone = {id(r) for r in moved_on}
+        report.results = [r for r in report.results if id(r) not in gone]
+
+    def _put_back(self, target: Target, tag: str, report: Report) -> bool:
+        """A floating tag an older release moved back while this one ran: put it on this
+        version again."""
+        from .registry.copy import tag_image
+        manifest = self.manifests.get(report.digest)
+        try:
+            if manifest is None:
+                manifest, _ = self.client(target.registry).get_manifest(target.repository,
+                                                                        report.digest)
+            tag_image(self.client(target.registry), target.repository, manifest, [tag])
+        except RegistryAPIError:
+            return False
+        report.notes.append(f"[{target.registry}] {tag} was moved back by an older release "
+                            f"running at the same time; put back on {self.plan.version}")
+        return True
 
     # -- whole runs -------------------------------------------------------------------------
     def _finish(self, report: Report, source: Target | None, targets: list[Target]) -> Report:
@@ -428,7 +566,8 @@ class Releaser(PlatformSteps):
                 held = dict(zip([t.registry for t in targets],
                                 pool.map(lambda t: self._holding(t, image_id, pushed_before),
                                          targets)))
-            ours = next((held[t.registry] for t in targets if held[t.registry]), None)
+            ours = next((held[t.registry] for t in targets
+                         if held[t.registry] and held[t.registry][2]), None)
             known = set()
             if ours:
                 known.add(ours[0])
@@ -465,21 +604,20 @@ class Releaser(PlatformSteps):
             self.current_tags[(target.registry, tag)] = found.digest if found else None
 
     def _holding(self, target: Target, image_id: str,
-                 pushed_before: set[str] = frozenset()) -> tuple[str, bytes] | None:
-        """(digest, bytes) of the manifest under the immutable tag when it is this very image:
-        its config is the local image, whoever compressed the layers; or the manifest is the
-        local image id itself (containerd image store) or one the engine pushed (RepoDigests).
-        Else None."""
+                 pushed_before: set[str] = frozenset()) -> tuple[str, bytes, bool] | None:
+        """(digest, bytes, ours) of the manifest under the immutable tag, None when there is
+        none. Ours: its config is the local image, whoever compressed the layers; or the
+        manifest is the local image id itself (containerd image store) or one the engine
+        pushed (RepoDigests)."""
         found = self.tag_manifest(target)
         if found is None:
             return None
         body, info, manifest = found
-        ours = info.digest == image_id or info.digest in pushed_before or (
+        ours = info.digest == image_id or info.digest in pushed_before or bool(
             not manifest.is_index and manifest.blobs and manifest.blobs[0].digest == image_id)
-        if not ours:
-            return None
-        self.read_floating(target)
-        return info.digest, body
+        if ours:
+            self.read_floating(target)
+        return info.digest, body, ours
 
     def _push_local(self, targets: list[Target], image_id: str, info: dict) -> dict | None:
         """The local image to every target at once (fanout_push.py). None when the engine's

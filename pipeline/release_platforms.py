@@ -57,7 +57,8 @@ class PlatformSteps:
     def _holding_index(self, target: Target, image_ids: list[str]):
         """(digest, bytes, {image id: child digest}) of the index under the immutable tag when
         its children are exactly these local images (by config digest, so whoever compressed
-        the layers), in the media-type family release.yml asks for. Else None."""
+        the layers), in the media-type family release.yml asks for; (digest, bytes, None) when
+        the tag holds something else; None when there is nothing."""
         from .index import family
         from .registry.manifest import ManifestError, parse_manifest
 
@@ -65,8 +66,9 @@ class PlatformSteps:
         if found is None:
             return None
         body, info, index = found
+        other = (info.digest, body, None)       # there, but not these images
         if not index.is_index or info.media_type != family(self.plan.index_format).index:
-            return None
+            return other
         client = self.client(target.registry)
         children = {}
         try:
@@ -74,12 +76,12 @@ class PlatformSteps:
                 child_body, child_info = client.get_manifest(target.repository, child.digest)
                 manifest = parse_manifest(child_body, child_info.media_type)
                 if manifest.is_index or not manifest.blobs:
-                    return None
+                    return other
                 children[manifest.blobs[0].digest] = child.digest
         except (RegistryAPIError, ManifestError):
-            return None
+            return other
         if sorted(children) != sorted(image_ids) or len(index.children) != len(image_ids):
-            return None
+            return other
         self.read_floating(target)
         return info.digest, body, children
 
@@ -125,7 +127,8 @@ class PlatformSteps:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 held = dict(zip([t.registry for t in targets],
                                 pool.map(lambda t: self._holding_index(t, ids), targets)))
-            ours = next((held[t.registry] for t in targets if held[t.registry]), None)
+            ours = next((held[t.registry] for t in targets
+                         if held[t.registry] and held[t.registry][2] is not None), None)
             if ours is not None:
                 # Released before: the registries that hold it keep their index (no export),
                 # the others get a copy of it.

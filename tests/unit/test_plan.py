@@ -53,14 +53,20 @@ def test_no_tags_is_a_usage_error():
         make_plan(config(), result([]), [reg("a")])
 
 
-@pytest.mark.parametrize("version, existing, moves", [
-    ("1.9.1", ["2.0.0", "1.9.0", "latest", "2"], False),      # a backport never steals latest
-    ("2.0.1", ["2.0.0", "1.9.0", "latest"], True),
-    ("2.0.0", ["2.0.0", "latest"], True),                      # re-run of the same release
-    ("1.0.0", ["3.0.0-rc.1", "0.9.0"], True),                  # prereleases do not count
-    ("v1.10.0", ["v1.9.0", "1.2.0"], True),                    # semver order, not string order
-    ("1.2.0", [], True),
+@pytest.mark.parametrize("version, held, moves", [
+    ("1.9.1", "2.0.0", False),             # a backport never moves latest (or 1, 1.9...) back
+    ("2.0.1", "2.0.0", True),
+    ("2.0.0", "2.0.0", True),              # re-run of the same release
+    ("1.2.5", "1.3.0", False),             # `1` stays on 1.3.0
+    ("v1.10.0", "v1.9.0", True),           # semver order, not string order
+    ("1.10.0", "1.9.0", True),
+    ("1.0.0-rc.10", "1.0.0-rc.2", True),   # numeric prerelease identifiers compare as numbers
+    ("1.0.0-rc.2", "1.0.0-rc.10", False),
+    ("1.0.0-1", "1.0.0-alpha", False),     # numeric identifiers sort before alphanumeric ones
+    ("1.0.0", "1.0.0-rc.1", True),         # a release is above its prereleases
+    ("1.2.0", None, True),                 # unknown: moves, as it always did
+    ("main", "1.0.0", True),               # not a version: moves
 ])
-def test_latest_highest(version, existing, moves):
-    from pipeline.plan import latest_moves
-    assert latest_moves(version, existing)[0] is moves
+def test_floating_tags_only_move_forward(version, held, moves):
+    from pipeline.plan import floating_moves
+    assert floating_moves(version, held) is moves
