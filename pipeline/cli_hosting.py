@@ -26,8 +26,9 @@ def _deployment_options(f):
                      help="Container name; also names the data volume NAME-data."),
         click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True,
                      help="Host port of the registry."),
-        click.option("--bind", default="0.0.0.0", show_default=True, metavar="IP",
-                     help="Host address to publish on (127.0.0.1: this machine only)."),
+        click.option("--bind", metavar="IP",
+                     help="Host address to publish on. Default: 0.0.0.0 (every interface) "
+                          "with authentication and TLS, else 127.0.0.1 (this machine only)."),
         click.option("--host", "hosts", multiple=True, metavar="NAME",
                      help="Name clients use (repeatable; all go into the certificate). "
                           "Default: this machine's name; localhost with a loopback --bind."),
@@ -69,13 +70,24 @@ def _deployment_options(f):
 
 
 def _options(kw: dict):
-    from .hosting.deploy import RegistryOptions
-    return RegistryOptions(
-        name=kw["name"], port=kw["port"], bind=kw["bind"], hosts=tuple(kw["hosts"]),
+    """RegistryOptions from the CLI, checked; warns on stderr about a registry without
+    authentication that --bind publishes beyond this machine."""
+    from .hosting.deploy import RegistryOptions, default_bind
+    bind = kw["bind"] or default_bind(auth=bool(kw["user"] or kw["htpasswd"]),
+                                      tls=bool(kw["tls"] or kw["cert"]))
+    opts = RegistryOptions(
+        name=kw["name"], port=kw["port"], bind=bind, hosts=tuple(kw["hosts"]),
         image=kw["image"], data=kw["data"], user=kw["user"], password_env=kw["password_env"],
         htpasswd=kw["htpasswd"], tls=kw["tls"], cert=kw["cert"], key=kw["key"],
         mirror=kw["mirror"], ui=kw["ui"], ui_port=kw["ui_port"], ui_image=kw["ui_image"],
         delete=kw["delete"], read_only=kw["read_only"], network=kw["network"])
+    opts.validate()
+    if opts.open_to_the_network:
+        can = "pull through it" if opts.mirror else "push and pull"
+        click.echo(f"warning: no authentication on {opts.bind}: anyone who can reach port "
+                   f"{opts.port} can {can} (add --user NAME --password-env VAR with --tls, or "
+                   "leave out --bind to publish on 127.0.0.1 only)", err=True)
+    return opts
 
 
 def _password(opts) -> str | None:
@@ -109,9 +121,18 @@ def _up_report(result) -> dict:
     }
 
 
-def _print_up(result) -> None:
+def _loopback(host: str) -> bool:
     import ipaddress
 
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _print_up(result) -> None:
     d = result.deployment
     state = result.states.get(d.name, "?")
     verb = {"unchanged": "already running", "created": "created", "recreated": "recreated",
@@ -127,6 +148,8 @@ def _print_up(result) -> None:
                        f"${d.auth['password_env']}; file {d.auth['htpasswd']}")
         else:
             click.echo(f"  auth      htpasswd file {d.auth['htpasswd']}")
+    elif _loopback(d.bind):
+        click.echo("  auth      none (published on this machine only)")
     else:
         click.echo("  auth      none: anyone who reaches the port can push and pull")
     if d.tls:
@@ -148,18 +171,13 @@ def _print_up(result) -> None:
         click.echo("\nTrust the certificate on every Docker host that pushes or pulls:")
         click.echo(f"  sudo mkdir -p /etc/docker/certs.d/{d.address}")
         click.echo(f"  sudo cp {shlex.quote(d.tls['cert'])} /etc/docker/certs.d/{d.address}/ca.crt")
-    else:
-        loopback = d.host == "localhost"
-        with_ip = None
-        try:
-            with_ip = ipaddress.ip_address(d.host)
-        except ValueError:
-            pass
-        if not loopback and not (with_ip and with_ip.is_loopback):
-            click.echo("\nPlain HTTP: Docker uses it only for registries listed as insecure. On "
-                       "every Docker host add to /etc/docker/daemon.json")
-            click.echo(f'  {{"insecure-registries": ["{d.address}"]}}')
-            click.echo("and restart dockerd, or run `up` again with --tls.")
+    elif not d.auth and not _loopback(d.host):
+        # Never with a password: it would cross the network in clear text (validate()
+        # refuses auth over plain HTTP on a non-loopback --bind anyway).
+        click.echo("\nPlain HTTP: Docker uses it only for registries listed as insecure. On "
+                   "every Docker host add to /etc/docker/daemon.json")
+        click.echo(f'  {{"insecure-registries": ["{d.address}"]}}')
+        click.echo("and restart dockerd, or run `up` again with --tls.")
     if d.auth and d.auth.get("user"):
         click.echo("\nLog in:")
         click.echo(f'  echo "${d.auth["password_env"]}" | docker login {d.address} '
@@ -195,9 +213,13 @@ def up(config_dir, wait_seconds, as_json, **kw):
     auth, TLS, pull-through mirror and web UI as asked. Running it again changes nothing
     (or replaces the container if an option changed; the data stays).
 
+    Secure defaults: without authentication and TLS it is published on 127.0.0.1 only
+    (an explicit non-loopback --bind without auth is warned about); a password over plain
+    HTTP on a non-loopback address is refused.
+
     \b
     Examples:
-      release registry up --bind 127.0.0.1                       # http://localhost:5000
+      release registry up                                        # http://localhost:5000
       REG_PW=... release registry up --user admin --password-env REG_PW --tls --ui
       release registry up --name mirror --port 5001 --mirror https://registry-1.docker.io
     """
@@ -206,7 +228,6 @@ def up(config_dir, wait_seconds, as_json, **kw):
     from .hosting.engine import up as do_up
 
     opts = _options(kw)
-    opts.validate()
     password = _password(opts)
     directory = config_dir or default_config_dir(opts.name)
     client = docker_client()
@@ -329,7 +350,6 @@ def compose(directory, output, **kw):
     from .hosting.deploy import plan_deployment
 
     opts = _options(kw)
-    opts.validate()
     password = _password(opts)
     base = Path(directory).absolute()
     dep = plan_deployment(opts, config_dir=base, password=password, registry_dns="registry")

@@ -46,11 +46,17 @@ _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 READ_ONLY_ENV = "REGISTRY_STORAGE_MAINTENANCE_READONLY"
 
 
+def default_bind(*, auth: bool, tls: bool) -> str:
+    """The address published on when --bind is not given: every interface only for a
+    registry with both authentication and TLS, this machine only otherwise."""
+    return "0.0.0.0" if auth and tls else "127.0.0.1"
+
+
 @dataclass
 class RegistryOptions:
     name: str = DEFAULT_NAME
     port: int = DEFAULT_PORT
-    bind: str = "0.0.0.0"
+    bind: str = "127.0.0.1"
     hosts: tuple[str, ...] = ()
     image: str = DEFAULT_IMAGE
     data: str | None = None
@@ -93,6 +99,12 @@ class RegistryOptions:
             raise UsageError("--tls (self-signed) and --cert/--key exclude each other")
         if bool(self.cert) != bool(self.key):
             raise UsageError("--cert and --key go together")
+        if self.auth_enabled and not self.tls_enabled and not _is_loopback(self.bind):
+            raise UsageError(
+                f"{'--user' if self.user else '--htpasswd'} over plain HTTP on {self.bind}: "
+                "the password would cross the network in clear text",
+                hint="add --tls (a self-signed certificate) or --cert FILE --key FILE, or "
+                     "publish on this machine only with --bind 127.0.0.1")
         for opt, path in (("--htpasswd", self.htpasswd), ("--cert", self.cert), ("--key", self.key)):
             if path and not Path(path).expanduser().is_file():
                 raise UsageError(f"{opt} {path}: no such file")
@@ -110,6 +122,15 @@ class RegistryOptions:
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls or self.cert)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.user or self.htpasswd)
+
+    @property
+    def open_to_the_network(self) -> bool:
+        """No authentication, published beyond this machine."""
+        return not self.auth_enabled and not _is_loopback(self.bind)
 
 
 def is_host_path(value: str) -> bool:

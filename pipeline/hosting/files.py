@@ -2,6 +2,7 @@
 
 htpasswd: `htpasswd -niB` (apache2-utils; the password goes on stdin, never in argv) if it is
 on PATH, else the `bcrypt` package (`pip install 'release-pipeline[hosting]'`).
+The htpasswd file and the key are mode 0600 (the registry:2 container runs as root).
 Certificate: the `openssl` CLI if it is on PATH, else the `cryptography` package; an EC P-256
 key, subjectAltName with every host name and IP address clients use.
 
@@ -99,8 +100,10 @@ def write_htpasswd(path: Path, user: str, password: str) -> bool:
     """Make sure `path` holds a bcrypt line for user/password. True if the file was (re)written."""
     path = Path(path)
     if path.exists() and htpasswd_verifies(path, user, password):
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)           # written by an earlier version with mode 0644
         return False
-    _write_private(path, htpasswd_line(user, password) + "\n", mode=0o644)
+    _write_private(path, htpasswd_line(user, password) + "\n", mode=0o600)
     return True
 
 

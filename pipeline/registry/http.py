@@ -105,7 +105,19 @@ class ConnectTimeout(ConnectError, Timeout):
 
 
 class SSLError(HTTPError):
-    """The TLS handshake failed (certificate verification, protocol mismatch, ...)."""
+    """The TLS handshake failed (certificate verification, protocol mismatch, ...).
+
+    A certificate verification failure also carries OpenSSL's `verify_code` and
+    `verify_message`, the `server_name` that was checked, the `context` that verified (tls.py
+    knows which CA file it trusts) and `peer_cert`: the server's certificate (DER) from a
+    second, unverified handshake, or None when that failed. errors.py turns them into a
+    message (errors.tls_failure); all are None for other TLS errors."""
+
+    verify_code: int | None = None
+    verify_message: str | None = None
+    server_name: str | None = None
+    context = None
+    peer_cert: bytes | None = None
 
 
 class ProtocolError(HTTPError):
@@ -997,9 +1009,28 @@ class Session:
         except BaseException as exc:
             conn.close()
             if isinstance(exc, Exception):
-                raise _wrap(exc, what, "connect", timeout) from exc
+                error = _wrap(exc, what, "connect", timeout)
+                if isinstance(exc, ssl.SSLCertVerificationError) and isinstance(error, SSLError):
+                    error.verify_code = exc.verify_code
+                    error.verify_message = exc.verify_message
+                    error.server_name, error.context = host, ctx
+                    error.peer_cert = self._peer_cert(host, port, proxy, timeout, what)
+                raise error from exc
             raise
         return conn
+
+    def _peer_cert(self, host, port, proxy, timeout, what) -> bytes | None:
+        """The server's certificate (DER) without verifying it, for an error message."""
+        try:
+            conn = self._connect("https", host, port, ssl_context(False), proxy, timeout, what)
+        except Exception:
+            return None
+        try:
+            return conn.sock.getpeercert(binary_form=True)
+        except Exception:
+            return None
+        finally:
+            conn.close()
 
     def _exchange(self, conn, method, target, lines, body, length, chunked, read_timeout, what,
                   *, retry: bool):

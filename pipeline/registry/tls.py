@@ -39,7 +39,24 @@ def ssl_verify(ca_file: str | os.PathLike | None):
         return True
     from .http import ssl_context
 
-    return ssl_context(True, extra_cafile=Path(ca_file).resolve())
+    ctx = ssl_context(True, extra_cafile=Path(ca_file).resolve())
+    with _lock:
+        _sources[ctx] = Path(ca_file)
+    return ctx
+
+
+# SSLContext -> the CA file ssl_verify added to it (contexts are cached for the process).
+_sources: dict = {}
+
+
+def ca_source(context) -> tuple[str, Path] | None:
+    """Which extra CA a verifying context trusts, for error messages: ("certs.d", path) for
+    Docker's /etc/docker/certs.d/HOST/ca.crt, ("ca_file", path) for release.yml's ca_file,
+    None for the system CAs only."""
+    path = _sources.get(context) if context is not None else None
+    if path is None:
+        return None
+    return ("certs.d" if path.parent.parent == DOCKER_CERTS_D else "ca_file"), path
 
 
 def verify_setting(ca_file: str | os.PathLike | None):

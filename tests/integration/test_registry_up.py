@@ -84,8 +84,11 @@ def hosting(docker_engine, registry_image, tmp_path):
         def config_dir(self, name: str) -> Path:
             return tmp_path / f"cfg-{name}"
 
-        def up(self, name: str, port: int, *args: str, json_out: bool = True, env=None):
-            argv = ["registry", "up", "--name", name, "--port", str(port), "--bind", "127.0.0.1",
+        def up(self, name: str, port: int, *args: str, json_out: bool = True, env=None,
+               bind: str | None = "127.0.0.1"):
+            """bind=None: no --bind (the default address)."""
+            argv = ["registry", "up", "--name", name, "--port", str(port),
+                    *(["--bind", bind] if bind else []),
                     "--image", registry_image, "--config-dir", str(self.config_dir(name)), *args]
             if json_out:
                 argv.append("--json")
@@ -155,6 +158,7 @@ def test_up_with_auth_and_tls_then_build_push_gc_down(hosting, tmp_path):
                               "htpasswd": str(hosting.config_dir(name) / "auth" / "htpasswd")}
     line = Path(report["auth"]["htpasswd"]).read_text().strip()
     assert line.startswith("admin:$2") and PASSWORD not in line      # bcrypt
+    assert Path(report["auth"]["htpasswd"]).stat().st_mode & 0o777 == 0o600
 
     # The container: restart always, configured by REGISTRY_* env and mounts only.
     c = hosting.client.containers.get(name)
@@ -299,6 +303,60 @@ def test_up_is_idempotent_replaces_on_change_and_read_only_mode(hosting, tmp_pat
     rw = _up_ok(hosting.up(name, port, "--no-delete"))
     assert rw["read_only"] is False
     assert requests.post(f"{base}/blobs/uploads/", timeout=10).status_code == 202
+
+
+def _host_ip(client, name: str) -> str:
+    return client.containers.get(name).attrs["HostConfig"]["PortBindings"]["5000/tcp"][0]["HostIp"]
+
+
+def test_secure_defaults_loopback_warning_and_no_password_over_http(hosting):
+    client = hosting.client
+
+    # No --bind, no auth: this machine only, no warning, no insecure-registries advice.
+    bare, port = hosting.name("bare"), free_port()
+    proc = hosting.up(bare, port, bind=None, json_out=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _host_ip(client, bare) == "127.0.0.1"
+    assert "warning" not in proc.stderr and "insecure-registries" not in proc.stdout
+    assert f"is up at http://localhost:{port}" in proc.stdout
+    assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 200
+
+    # An explicit public --bind without auth: done as asked, with a warning.
+    public, port = hosting.name("public"), free_port()
+    proc = hosting.up(public, port, bind="0.0.0.0", json_out=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _host_ip(client, public) == "0.0.0.0"
+    assert (f"warning: no authentication on 0.0.0.0: anyone who can reach port {port} can "
+            "push and pull") in proc.stderr
+
+    # A password over plain HTTP on the network: refused before anything is made.
+    refused, port = hosting.name("refused"), free_port()
+    proc = hosting.up(refused, port, "--user", "admin", "--password-env", "RT_PW",
+                      bind="0.0.0.0", json_out=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_secret(proc)
+    assert "--user over plain HTTP on 0.0.0.0" in proc.stderr
+    assert "--tls" in proc.stderr and "--cert FILE --key FILE" in proc.stderr
+    assert "--bind 127.0.0.1" in proc.stderr
+    assert "insecure-registries" not in proc.stdout + proc.stderr
+    assert not client.containers.list(all=True, filters={"name": f"^{refused}$"})
+    assert not (hosting.config_dir(refused) / "auth" / "htpasswd").exists()
+
+    # The same without --bind: on this machine only, where plain HTTP is fine; the
+    # htpasswd file is private and the registry (root in the container) still reads it.
+    local, port = hosting.name("local"), free_port()
+    report = _up_ok(hosting.up(local, port, "--user", "admin", "--password-env", "RT_PW",
+                               bind=None))
+    assert _host_ip(client, local) == "127.0.0.1"
+    htpasswd = Path(report["auth"]["htpasswd"])
+    assert htpasswd.stat().st_mode & 0o777 == 0o600
+    url = f"http://127.0.0.1:{port}/v2/"
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, auth=("admin", PASSWORD), timeout=10).status_code == 200
+    text = hosting.up(local, port, "--user", "admin", "--password-env", "RT_PW", bind=None,
+                      json_out=False)
+    assert text.returncode == 0 and "insecure-registries" not in text.stdout
+    no_secret(text)
 
 
 def test_port_taken_and_foreign_container_are_clear_errors(hosting):

@@ -5,6 +5,10 @@
     pki.ca_dir                                        # a directory holding only ca.crt
                                                       # (what `skopeo --cert-dir` wants)
 
+    make_pki(d, dns_names=("wrong.example",), ip_addresses=())   # a cert for another name
+    make_pki(d, not_before=datetime(2020, 1, 1, tzinfo=timezone.utc),
+             not_after=datetime(2020, 1, 2, tzinfo=timezone.utc))  # an expired server cert
+
 No Python crypto dependency: only the `openssl` binary (Debian package `openssl`).
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
@@ -39,8 +44,13 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def make_pki(directory: Path, *, dns_names=("localhost",), ip_addresses=("127.0.0.1",),
-             days: int = 7, ca_name: str = "release tests CA") -> PKI:
-    """Write ca.crt/ca.key and server.crt/server.key (signed by the CA) into `directory`."""
+             days: int = 7, ca_name: str = "release tests CA",
+             not_before: datetime | None = None, not_after: datetime | None = None) -> PKI:
+    """Write ca.crt/ca.key and server.crt/server.key (signed by the CA) into `directory`.
+
+    `not_before`/`not_after` (aware datetimes) set the server certificate's validity instead
+    of now + `days`, e.g. in the past for an expired certificate (the CA stays valid).
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", str(days),
@@ -59,10 +69,15 @@ def make_pki(directory: Path, *, dns_names=("localhost",), ip_addresses=("127.0.
         "extendedKeyUsage=serverAuth\n"
         "subjectKeyIdentifier=hash\n"
         "authorityKeyIdentifier=keyid,issuer\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-sha256", "-days", str(days), "-extfile", "server.ext",
-             "-out", "server.crt", cwd=d)
-    _openssl("verify", "-CAfile", "ca.crt", "server.crt", cwd=d)
+    if not_before is None and not_after is None:
+        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-sha256", "-days", str(days), "-extfile", "server.ext",
+                 "-out", "server.crt", cwd=d)
+        _openssl("verify", "-CAfile", "ca.crt", "server.crt", cwd=d)
+    else:
+        _sign_with_dates(d, not_before or datetime.now(timezone.utc), not_after or
+                         datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=days))
+        _openssl("verify", "-no_check_time", "-CAfile", "ca.crt", "server.crt", cwd=d)
     ca_dir = d / "ca-only"
     ca_dir.mkdir(exist_ok=True)
     shutil.copyfile(d / "ca.crt", ca_dir / "ca.crt")
@@ -71,3 +86,20 @@ def make_pki(directory: Path, *, dns_names=("localhost",), ip_addresses=("127.0.
     return PKI(dir=d, ca_cert=d / "ca.crt", ca_key=d / "ca.key", server_cert=d / "server.crt",
                server_key=d / "server.key", ca_dir=ca_dir, dns_names=tuple(dns_names),
                ip_addresses=tuple(ip_addresses))
+
+
+def _sign_with_dates(d: Path, not_before: datetime, not_after: datetime) -> None:
+    """server.csr -> server.crt with explicit validity dates (`openssl x509` in OpenSSL 3.0
+    has only -days; `openssl ca` takes -startdate/-enddate)."""
+    (d / "ca-db").mkdir(exist_ok=True)
+    (d / "ca-db" / "index.txt").write_text("")
+    (d / "ca-db" / "serial").write_text("1000\n")
+    (d / "ca.cnf").write_text(
+        "[ ca ]\ndefault_ca = testca\n"
+        "[ testca ]\ndatabase = ca-db/index.txt\nnew_certs_dir = ca-db\nserial = ca-db/serial\n"
+        "default_md = sha256\npolicy = anything\nunique_subject = no\n"
+        "[ anything ]\ncommonName = supplied\n")
+    stamp = lambda t: t.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")  # noqa: E731
+    _openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key",
+             "-in", "server.csr", "-out", "server.crt", "-notext", "-extfile", "server.ext",
+             "-startdate", stamp(not_before), "-enddate", stamp(not_after), cwd=d)

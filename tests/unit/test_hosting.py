@@ -227,3 +227,91 @@ def test_a_purge_after_down_finds_a_custom_config_dir_when_told(tmp_path):
 def _missing():
     import docker.errors
     raise docker.errors.NotFound("no such container")
+
+
+# -- secure defaults ---------------------------------------------------------------------------
+
+def test_default_bind_is_public_only_with_auth_and_tls():
+    from pipeline.hosting.deploy import default_bind
+    assert default_bind(auth=False, tls=False) == "127.0.0.1"
+    assert default_bind(auth=False, tls=True) == "127.0.0.1"
+    assert default_bind(auth=True, tls=False) == "127.0.0.1"
+    assert default_bind(auth=True, tls=True) == "0.0.0.0"
+    assert RegistryOptions().bind == "127.0.0.1"
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0", "192.168.1.20", "::"])
+def test_auth_over_plain_http_on_the_network_is_refused(bind, tmp_path):
+    htp = tmp_path / "htpasswd"
+    htp.write_text("x:$2y$10$abc\n")
+    for auth in ({"user": "admin", "password_env": "PW"}, {"htpasswd": str(htp)}):
+        with pytest.raises(UsageError) as info:
+            RegistryOptions(bind=bind, **auth).validate()
+        text = str(info.value)
+        assert "plain HTTP" in text and "clear text" in text
+        assert "--tls" in text and "--cert FILE --key FILE" in text and "--bind 127.0.0.1" in text
+        assert "insecure-registries" not in text
+        RegistryOptions(bind=bind, tls=True, **auth).validate()                 # fixes
+        RegistryOptions(bind=bind, cert=str(htp), key=str(htp), **auth).validate()
+    for loopback in ("127.0.0.1", "127.0.0.2", "::1"):
+        RegistryOptions(bind=loopback, user="admin", password_env="PW").validate()
+
+
+def test_htpasswd_file_is_private(tmp_path):
+    path = tmp_path / "auth" / "htpasswd"
+    files.write_htpasswd(path, "admin", PASSWORD)
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)                           # as an earlier version wrote it
+    assert files.write_htpasswd(path, "admin", PASSWORD) is False    # kept, same content
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def _compose(tmp_path, *args, env=None):
+    result = CliRunner().invoke(cli, ["registry", "compose", "--name", "hub", "--dir",
+                                      str(tmp_path), *args], env=env or {})
+    return result, (yaml.safe_load(result.stdout) if result.exit_code == 0 else None)
+
+
+def test_cli_bind_defaults_and_the_warning(tmp_path):
+    result, doc = _compose(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert doc["services"]["registry"]["ports"] == ["127.0.0.1:5000:5000"]
+    assert "warning" not in result.stderr
+
+    result, doc = _compose(tmp_path, "--bind", "127.0.0.1")          # loopback: no warning
+    assert result.exit_code == 0 and "warning" not in result.stderr
+
+    result, doc = _compose(tmp_path, "--bind", "0.0.0.0")
+    assert result.exit_code == 0, result.output
+    assert doc["services"]["registry"]["ports"] == ["0.0.0.0:5000:5000"]
+    assert "warning: no authentication on 0.0.0.0: anyone who can reach port 5000 can push " \
+           "and pull" in result.stderr
+
+    # With authentication and TLS the default is every interface, without a warning.
+    result, doc = _compose(tmp_path, "--user", "admin", "--password-env", "UNIT_PW", "--tls",
+                           env={"UNIT_PW": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert doc["services"]["registry"]["ports"] == ["0.0.0.0:5000:5000"]
+    assert "warning" not in result.stderr and PASSWORD not in result.output
+
+    # With authentication but no TLS it stays on this machine.
+    result, doc = _compose(tmp_path, "--user", "admin", "--password-env", "UNIT_PW",
+                           env={"UNIT_PW": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert doc["services"]["registry"]["ports"] == ["127.0.0.1:5000:5000"]
+
+
+@pytest.mark.parametrize("command", ["up", "compose"])
+def test_cli_auth_over_http_on_the_network_exits_2_before_docker(command, tmp_path, monkeypatch):
+    import pipeline.hosting.engine as engine
+    monkeypatch.setattr(engine, "docker_client", lambda: pytest.fail("docker was contacted"))
+    where = ["--config-dir", str(tmp_path)] if command == "up" else ["--dir", str(tmp_path)]
+    result = CliRunner().invoke(cli, ["registry", command, "--user", "admin", "--password-env",
+                                      "UNIT_PW", "--bind", "0.0.0.0", *where],
+                                env={"UNIT_PW": PASSWORD})
+    assert result.exit_code == 2, result.output
+    assert "--user over plain HTTP on 0.0.0.0" in result.output
+    assert "--tls" in result.output and "--cert FILE --key FILE" in result.output
+    assert "--bind 127.0.0.1" in result.output
+    assert "insecure-registries" not in result.output and PASSWORD not in result.output
+    assert not (tmp_path / "auth").exists()              # no htpasswd written either

@@ -14,12 +14,14 @@ import socket
 import ssl
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from pipeline.registry import http as h
 from pipeline.registry.stream import SizedBody
 from pipeline.registry.tls import ssl_verify
+from tests.support.pki import make_pki
 
 SECRET = "s3cret-pässword-4711"
 TOKEN = "tok-very-secret-0815"
@@ -426,6 +428,83 @@ def test_name_mismatch_is_a_verification_error(pki):
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and "mismatch" in str(info.value)
     finally:
         srv.stop()
+
+
+def _tls_message(pki, verify, host="localhost"):
+    """The message errors.connection_error makes of a failed request to a server with pki."""
+    from pipeline.registry.errors import connection_error
+
+    srv = Server(_server_context(pki))
+    try:
+        with pytest.raises(h.SSLError) as info:
+            h.Session().get(srv.url("/echo", host=host), verify=verify)
+        err = connection_error(f"{host}:{srv.port}", "GET /v2/", info.value)
+        assert not err.transient
+        return str(err), srv.port
+    finally:
+        srv.stop()
+
+
+def test_tls_wrong_name_lists_the_certificates_names(tmp_path):
+    pki = make_pki(tmp_path, dns_names=("registry.invalid",), ip_addresses=("10.1.2.3",))
+    text, _ = _tls_message(pki, ssl_verify(pki.ca_cert))
+    assert "not valid for localhost; its names are registry.invalid, 10.1.2.3" in text
+    assert "(OpenSSL: Hostname mismatch, certificate is not valid for 'localhost'.)" in text
+    assert "in its subjectAltName" in text
+
+
+def test_tls_wrong_name_without_a_readable_certificate(tmp_path, monkeypatch):
+    pki = make_pki(tmp_path, dns_names=("registry.invalid",), ip_addresses=())
+    monkeypatch.setattr(h.Session, "_peer_cert", lambda *a: None)
+    text, _ = _tls_message(pki, ssl_verify(pki.ca_cert))
+    assert "the host name localhost does not match the certificate" in text
+    assert "Hostname mismatch" in text
+
+
+def test_tls_expired_certificate_gives_its_date(tmp_path):
+    pki = make_pki(tmp_path, not_before=datetime(2021, 3, 1, tzinfo=timezone.utc),
+                   not_after=datetime(2021, 3, 2, 8, 15, tzinfo=timezone.utc))
+    text, _ = _tls_message(pki, ssl_verify(pki.ca_cert))
+    assert "certificate expired on 2021-03-02 08:15 UTC (OpenSSL: certificate has expired)" in text
+    assert "renew" in text and "ca_file" not in text
+
+
+def test_tls_unknown_ca_says_which_ca_was_trusted(tmp_path, pki, monkeypatch):
+    other = make_pki(tmp_path / "other", ca_name="other CA")
+    text, port = _tls_message(other, True)
+    assert "not signed by a trusted CA (issuer: CN=other CA)" in text
+    assert f"no /etc/docker/certs.d/localhost:{port}/ca.crt" in text
+    assert "unable to get local issuer certificate" in text
+    assert "set `ca_file: path/to/ca.crt`" in text
+
+    text, _ = _tls_message(other, ssl_verify(pki.ca_cert))
+    assert f"the system CAs and ca_file {pki.ca_cert} from release.yml" in text
+    assert "this ca_file did not sign the registry's certificate" in text
+
+    certs_d = tmp_path / "certs.d"
+    (certs_d / "localhost:5000").mkdir(parents=True)
+    ca = certs_d / "localhost:5000" / "ca.crt"
+    ca.write_bytes(pki.ca_cert.read_bytes())
+    monkeypatch.setattr("pipeline.registry.tls.DOCKER_CERTS_D", certs_d)
+    text, _ = _tls_message(other, ssl_verify(ca))
+    assert f"the system CAs and Docker's {ca}" in text
+    assert "that certs.d ca.crt did not sign" in text
+
+
+def test_certificate_facts_without_cryptography(tmp_path):
+    from pipeline.registry import errors
+
+    pki = make_pki(tmp_path, dns_names=("a.invalid",), ip_addresses=("10.0.0.9",),
+                   not_before=datetime(2021, 1, 1, tzinfo=timezone.utc),
+                   not_after=datetime(2021, 1, 2, tzinfo=timezone.utc))
+    der = ssl.PEM_cert_to_DER_cert(pki.server_cert.read_text())
+    facts = errors._cert_facts_ssl(der)
+    assert facts["names"] == ["a.invalid", "10.0.0.9"]
+    assert facts["not_after"] == datetime(2021, 1, 2, tzinfo=timezone.utc)
+    assert errors._cert_facts(b"not a certificate") == {}
+    assert errors._reason_from_text("GET x: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+                                    "failed: certificate has expired (_ssl.c:1006)") \
+        == "certificate has expired"
 
 
 def test_plain_http_loopback_server_costs_no_ca_loading(server, tls_server, pki, tmp_path):
