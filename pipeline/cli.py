@@ -48,7 +48,11 @@ class ReleaseGroup(click.Group):
         except ReleaseError as exc:
             click.echo(redact(f"error: {exc}"), err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            from .spool import Terminated
+            if isinstance(exc, Terminated):      # SIGTERM/SIGHUP: cleaned up like Ctrl-C
+                click.echo(f"terminated ({exc})", err=True)
+                ctx.exit(128 + exc.signum)
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, BrokenPipeError):
@@ -232,10 +236,12 @@ def plan(ctx, version, registries, no_build, as_json, builder, cache_from, cache
                    "e.g. for GitLab's artifacts:reports:dotenv.")
 @build_options
 @click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--skip-preflight", is_flag=True,
+              help="Do not prove every registry's credentials before building.")
 @click.pass_context
 def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, engine_push,
                platform, push_by_digest, metadata_file, dotenv, builder, cache_from, cache_to,
-               force):
+               force, skip_preflight):
     """Build once, push VERSION and its tags to every registry, verify the digests.
 
     With several image.platforms: one build per platform, each pushed by digest, one
@@ -258,7 +264,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     if push_by_digest:
         from .cli_manifest import run_push_by_digest
         run_push_by_digest(ctx, config, p, platform=platform, no_build=no_build, dry_run=dry_run,
-                           jobs=jobs, as_json=as_json, quiet=quiet, metadata_file=metadata_file)
+                           jobs=jobs, as_json=as_json, quiet=quiet, metadata_file=metadata_file,
+                           preflight=not skip_preflight)
         return
     if dry_run:
         _emit_json(p.to_dict()) if as_json else click.echo(format_plan(p))
@@ -274,6 +281,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
     releaser.resolve_credentials()  # a missing env var is a usage error before any work
     from .ci.step import check_output_paths
     check_output_paths(os.environ, dotenv)
+    if not skip_preflight:
+        releaser.preflight()        # every registry's credentials, before the build
     releaser.engine = Engine()
     try:
         report = releaser.run(build=not no_build)
@@ -296,6 +305,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
 
 
 def main() -> None:
+    from .spool import terminate_like_interrupt
+    terminate_like_interrupt()
     try:
         cli(prog_name="release")
     except BrokenPipeError:

@@ -59,7 +59,7 @@ def resolve_platform(config, platform: str | None, engine_platform=None) -> str:
 
 
 def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, as_json, quiet,
-                       metadata_file) -> None:
+                       metadata_file, preflight: bool = True) -> None:
     """The body of `build-push --push-by-digest` (called from pipeline/cli.py)."""
     from .progress import make_reporter
     from .release import Releaser
@@ -93,6 +93,8 @@ def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, 
     reporter = make_reporter(quiet)
     releaser = Releaser(config, plan, reporter, engine=None, jobs=jobs)
     releaser.resolve_credentials([target.registry])   # a missing env var: usage error, no work
+    if preflight:
+        releaser.preflight([target.registry])             # proven before the build
     releaser.engine = engine or Engine()
     try:
         report, record = releaser.push_by_digest(chosen, build=not no_build)

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import spool
 from . import credentials as creds_mod
 from .engine import PushAuthError, PushError, PushTransientError
 from .errors import ReleaseError
@@ -88,6 +88,26 @@ class Releaser(PlatformSteps):
                 insecure=r.insecure, retry_attempts=self.config.retry.attempts,
                 retry_max_delay=self.config.retry.max_delay, on_retry=on_retry)
         return self.clients[name]
+
+    def preflight(self, names=None) -> None:
+        """Before anything is built or pushed: prove every selected registry's credentials
+        (push scope where the registry issues tokens), all at once, as `release login` does.
+        One that fails stops the run here (exit 1), naming it, with nothing built or pushed."""
+        from .cloud.prove import prove
+        names = list(names or dict.fromkeys(t.registry for t in self.plan.targets))
+        self.resolve_credentials(names)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.jobs, len(names)))) as pool:
+            proofs = dict(zip(names, pool.map(
+                lambda n: prove(self.registries[n], self.credentials[n]), names)))
+        failed = {n: p for n, p in proofs.items() if not p.ok}
+        if not failed:
+            return
+        lines = [f"[{n}] {self.registries[n].registry}: {redact(p.detail)}"
+                 + (f"\n    hint: {redact(p.hint)}" if p.hint else "") for n, p in failed.items()]
+        raise ReleaseError(f"{len(failed)} of {len(names)} registries failed the check before "
+                           f"the build, so nothing was built or pushed:\n  " + "\n  ".join(lines),
+                           hint="fix the credentials or the registry, or pass --skip-preflight "
+                                "to try anyway")
 
     def _auth_hint(self, name: str, host: str) -> str:
         return (f"credentials used: {self.credentials[name].describe()}. Set username_env/password_env "
@@ -637,7 +657,7 @@ class Releaser(PlatformSteps):
             self.reporter.push_progress(name, PushProgress(blob.digest[7:19], status, done,
                                                            blob.size))
 
-        workdir = Path(tempfile.mkdtemp(prefix="release-push-"))
+        workdir = spool.make_dir("push")
         try:
             image, outcomes = push_local_image(
                 self.engine.export(image_id),

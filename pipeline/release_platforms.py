@@ -12,11 +12,11 @@ apart (one CI job per platform, one merge job).
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import spool
 from .errors import ReleaseError
 from .plan import Target
 from .registry.errors import RegistryAPIError
@@ -119,7 +119,7 @@ class PlatformSteps:
 
         report = Report(self.plan)
         self.resolve_credentials()
-        workdir = Path(tempfile.mkdtemp(prefix="release-platforms-"))
+        workdir = spool.make_dir("platforms")
         try:
             local = self._local_platforms(self.plan.platforms, build=build)
             targets = list(self.plan.targets)
@@ -169,7 +169,7 @@ class PlatformSteps:
         report = Report(self.plan)
         target = self.plan.targets[0]
         self.resolve_credentials([target.registry])
-        workdir = Path(tempfile.mkdtemp(prefix="release-platform-"))
+        workdir = spool.make_dir("platform")
         try:
             (image,) = self._platform_images([platform], build=build, workdir=workdir)
             report.digest, report.media_type = image.digest, image.media_type

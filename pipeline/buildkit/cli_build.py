@@ -122,7 +122,7 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
     from .steps import StepTracker
 
     run_env = cli_env(os.environ if env is None else env)
-    with tempfile.TemporaryDirectory(prefix="release-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"release-build-{os.getpid()}-") as tmp:
         iidfile = os.path.join(tmp, "iid")
         argv = build_argv(cli, way, context=context, dockerfile=dockerfile, tag=tag,
                           build_args=build_args, target=target, labels=labels, platform=platform,

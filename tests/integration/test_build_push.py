@@ -80,9 +80,24 @@ def test_wrong_password_fails_fast_without_retries(tmp_path, docker_engine, plai
                                       registry_block("secure", auth_tls_registry, repo, with_auth=True)],
                            retry="retry:\n  attempts: 5\n  max_delay: 30\n")
     bad = "wrong-password-123456"
+    env = {"TEST_REG_USER": auth_tls_registry.username, "TEST_REG_PASS": bad}
+    # The preflight proves every registry's credentials before the build: nothing is built
+    # or pushed anywhere, and the message names the registry and where its credentials came from.
     start = time.monotonic()
-    proc = run_release(config, "build-push", "1.2.3", env={"TEST_REG_USER": auth_tls_registry.username,
-                                                           "TEST_REG_PASS": bad})
+    proc = run_release(config, "build-push", "1.2.3", env=env)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 of 2 registries failed the check before the build, so nothing was built or " \
+           "pushed" in proc.stderr
+    assert "[secure] " in proc.stderr and "env TEST_REG_USER/TEST_REG_PASS" in proc.stderr
+    assert "building" not in proc.stderr
+    assert elapsed < 30
+    assert_no_secret(proc, bad)
+    assert plain_registry.tags(repo) == [] and auth_tls_registry.tags(repo) == []
+
+    # Without the preflight the push itself fails fast (auth errors are never retried).
+    start = time.monotonic()
+    proc = run_release(config, "build-push", "1.2.3", "--skip-preflight", env=env)
     elapsed = time.monotonic() - start
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "retrying" not in proc.stderr
@@ -101,7 +116,11 @@ def test_registry_down_then_back_completes_on_rerun(tmp_path, docker_engine, pla
     config = write_release(tmp_path, [registry_block("plain", plain_registry, repo),
                                       registry_block("flaky", flaky, repo)],
                            retry="retry:\n  attempts: 2\n  max_delay: 1\n")
-    proc = run_release(config, "build-push", "3.1.4")
+    early = run_release(config, "build-push", "3.1.4")      # found before the build
+    assert early.returncode == 1
+    assert "[flaky] " in early.stderr and "nothing was built or pushed" in early.stderr
+    assert plain_registry.tags(repo) == []
+    proc = run_release(config, "build-push", "3.1.4", "--skip-preflight")
     assert proc.returncode == 1
     assert "flaky" in proc.stdout
     assert "retrying" in proc.stderr  # a refused connection is transient

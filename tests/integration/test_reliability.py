@@ -96,10 +96,48 @@ def test_a_registry_that_never_recovers_fails_within_the_retry_budget(tmp_path, 
                                       proxied_block("dead", proxy, repo)],
                            retry="retry:\n  attempts: 3\n  max_delay: 1\n")
     start = time.monotonic()
-    proc = run_release(config, "build-push", "1.2.3")
+    proc = run_release(config, "build-push", "1.2.3", "--skip-preflight")   # the push path
     elapsed = time.monotonic() - start
     assert proc.returncode == 1
     assert "dead" in proc.stdout                 # the summary names the registry
     assert elapsed < 60
     assert plain_registry.tags(repo) == ["1.2.3"]  # no floating tag moved anywhere
     assert target.tags(repo) == []
+
+
+def test_sigterm_mid_push_cleans_up_and_later_runs_remove_orphans(tmp_path, docker_engine,
+                                                                  make_registry, fault_proxy, repo):
+    """CI cancels a release while layers upload (SIGTERM): it stops with 128+15, and its spooled
+    layers are gone; the spool of a run killed outright (SIGKILL) goes with the next run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    slow = fault_proxy(make_registry(), bandwidth=300_000)         # 300 kB/s: a long upload
+    config = write_release(tmp_path, [proxied_block("slow", slow, repo)],
+                           content=os.urandom(3 << 20).hex())        # ~6 MB that gzip cannot shrink
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = spool_dir / f"release-push-{dead.pid}-left"
+    orphan.mkdir()
+    (orphan / "blob").write_bytes(b"x" * 1000)
+    env = {**os.environ, "TMPDIR": str(spool_dir)}
+    env.pop("GITHUB_ACTIONS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-c", str(config), "build-push",
+                             "1.0.0", "-q"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    mine = []
+    while time.monotonic() < deadline and not mine:
+        mine = [p for p in spool_dir.glob(f"release-push-{proc.pid}-*") if any(p.iterdir())]
+        time.sleep(0.05)
+    assert mine, "the push never spooled a layer"
+    assert not orphan.exists()                        # removed when this run made its own
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated (SIGTERM)" in err
+    assert list(spool_dir.iterdir()) == []
