@@ -180,6 +180,18 @@ def with_build_options(config, builder=None, cache_from=(), cache_to=()):
     return dataclasses.replace(config, image=dataclasses.replace(config.image, **changes))
 
 
+def _check_sources(config, version: str, *, strict: bool, quiet: bool) -> None:
+    """Warn about a dirty tree or a VERSION that is not HEAD's tag; --strict refuses the first."""
+    from .errors import UsageError
+    from .sourceinfo import hygiene
+    warnings, dirty = hygiene(config.path.parent, version)
+    if dirty and strict:
+        raise UsageError(f"--strict: {warnings[0].split(' (--strict', 1)[0]}",
+                         hint="commit or stash the changes, or leave out --strict")
+    for text in warnings if not quiet else []:
+        click.echo(redact(f"warning: {text}"), err=True)
+
+
 def _plan(ctx, version, registries, build, overrides=None):
     from .plan import make_plan
     config = _load(ctx, build=build)
@@ -238,10 +250,12 @@ def plan(ctx, version, registries, no_build, as_json, builder, cache_from, cache
 @click.option("--force", is_flag=True, help=FORCE_HELP)
 @click.option("--skip-preflight", is_flag=True,
               help="Do not prove every registry's credentials before building.")
+@click.option("--strict", is_flag=True,
+              help="Refuse to build from a working tree with uncommitted changes.")
 @click.pass_context
 def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet, engine_push,
                platform, push_by_digest, metadata_file, dotenv, builder, cache_from, cache_to,
-               force, skip_preflight):
+               force, skip_preflight, strict):
     """Build once, push VERSION and its tags to every registry, verify the digests.
 
     With several image.platforms: one build per platform, each pushed by digest, one
@@ -261,6 +275,8 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
         raise click.UsageError("--platform and --metadata-file go with --push-by-digest "
                                "(several platforms in one run: image.platforms in release.yml)")
     config, p = _plan(ctx, version, registries, not no_build, (builder, cache_from, cache_to))
+    if not no_build:
+        _check_sources(config, version, strict=strict, quiet=quiet)
     if push_by_digest:
         from .cli_manifest import run_push_by_digest
         run_push_by_digest(ctx, config, p, platform=platform, no_build=no_build, dry_run=dry_run,

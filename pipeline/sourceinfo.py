@@ -46,3 +46,26 @@ def source_url(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
         return clean_remote_url(env["CI_PROJECT_URL"])
     remote = git(["remote", "get-url", "origin"], cwd)
     return clean_remote_url(remote) if remote else None
+
+
+def hygiene(cwd: Path, version: str, git_run=None) -> tuple[list[str], bool]:
+    """(warnings, dirty) about the sources of a release, as goreleaser checks them: a working
+    tree with uncommitted changes (the image is built from them, its revision label names
+    HEAD), and a VERSION that is not the git tag at HEAD (`v1.2.3` and `1.2.3` count as one).
+    Nothing outside a git repository."""
+    run = git_run or (lambda args: git(args, cwd))
+    if run(["rev-parse", "--is-inside-work-tree"]) != "true":
+        return [], False
+    warnings = []
+    status = run(["status", "--porcelain", "--untracked-files=no"])
+    dirty = bool(status)
+    if dirty:
+        count = len(status.splitlines())
+        warnings.append(f"the working tree has {count} uncommitted change"
+                        f"{'s' if count != 1 else ''}: the image is built from them, and its "
+                        f"revision label names HEAD (--strict refuses this)")
+    tags = (run(["tag", "--points-at", "HEAD"]) or "").split()
+    bare = version.split("+", 1)[0]
+    if tags and not any(t.lstrip("vV") == bare.lstrip("vV") for t in tags):
+        warnings.append(f"VERSION {version} is not the git tag at HEAD ({', '.join(sorted(tags))})")
+    return warnings, dirty

@@ -172,3 +172,24 @@ def _digest(registry, repo, tag):
         "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
                   "application/vnd.oci.image.manifest.v1+json"})
     return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
+
+
+def test_release_hygiene_dirty_tree_and_tag(tmp_path, docker_engine, plain_registry, repo):
+    """As goreleaser does: a dirty working tree is a warning (--strict refuses it, exit 2,
+    nothing built), a VERSION that is not HEAD's tag is a warning."""
+    config = write_release(tmp_path, [registry_block("a", plain_registry, repo)])
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"], ["tag", "v1.0.0"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    (tmp_path / "app" / "payload.txt").write_text(f"edited {uuid.uuid4()}")
+
+    strict = run_release(config, "build-push", "1.0.0", "--strict")
+    assert strict.returncode == 2
+    assert "--strict: the working tree has 1 uncommitted change" in strict.stderr
+    assert docker_engine.api.images(name=image_name(config)) == [] and plain_registry.tags(repo) == []
+
+    proc = run_release(config, "build-push", "1.0.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the working tree has 1 uncommitted change" in proc.stderr
+    assert "warning: VERSION 1.0.1 is not the git tag at HEAD (v1.0.0)" in proc.stderr
+    docker_engine.images.remove(f"{image_name(config)}:1.0.1", force=True)

@@ -70,3 +70,33 @@ def test_no_tags_is_a_usage_error():
 def test_floating_tags_only_move_forward(version, held, moves):
     from pipeline.plan import floating_moves
     assert floating_moves(version, held) is moves
+
+
+# -- release hygiene (sourceinfo.hygiene) -------------------------------------------------------
+
+def _git(answers):
+    return lambda args: answers.get(" ".join(args))
+
+
+def test_a_clean_tree_tagged_with_the_version_gives_no_warning():
+    from pipeline.sourceinfo import hygiene
+    git = _git({"rev-parse --is-inside-work-tree": "true", "tag --points-at HEAD": "v1.2.3"})
+    assert hygiene(".", "1.2.3", git) == ([], False)
+    assert hygiene(".", "v1.2.3+build.7", git) == ([], False)
+
+
+def test_a_dirty_tree_and_another_tag_are_said():
+    from pipeline.sourceinfo import hygiene
+    git = _git({"rev-parse --is-inside-work-tree": "true", "status --porcelain --untracked-files=no":
+                " M a.py\n M b.py", "tag --points-at HEAD": "v1.2.4 latest-stable"})
+    warnings, dirty = hygiene(".", "1.2.3", git)
+    assert dirty
+    assert warnings == ["the working tree has 2 uncommitted changes: the image is built from them, "
+                        "and its revision label names HEAD (--strict refuses this)",
+                        "VERSION 1.2.3 is not the git tag at HEAD (latest-stable, v1.2.4)"]
+
+
+def test_no_tag_at_head_or_no_repository_is_not_a_warning():
+    from pipeline.sourceinfo import hygiene
+    assert hygiene(".", "1.2.3", _git({"rev-parse --is-inside-work-tree": "true"})) == ([], False)
+    assert hygiene(".", "1.2.3", _git({})) == ([], False)
