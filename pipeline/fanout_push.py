@@ -79,6 +79,9 @@ def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
     except RegistryAPIError as exc:
         with lock:
             state.failed = state.failed or exc
+        abandon = getattr(t.client, "abandon", None)
+        if abandon is not None:     # the blobs still retrying against it stop too
+            abandon(exc)
         return
     with lock:
         state.outcome.blobs_sent += 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -63,6 +64,8 @@ class Releaser(PlatformSteps):
         self.clients: dict[str, RegistryClient] = {}
         self.manifests: dict[str, bytes] = {}      # digest -> bytes we read or wrote this run
         self.current_tags: dict[tuple[str, str], str | None] = {}   # (registry, tag) -> digest
+        self._retries_shown: dict[str, int] = {}    # registry -> highest attempt reported
+        self._retry_lock = threading.Lock()
 
     # -- set-up -----------------------------------------------------------------------------
     def resolve_credentials(self, names=None) -> None:
@@ -81,6 +84,11 @@ class Releaser(PlatformSteps):
             r = self.registries[name]
 
             def on_retry(what, attempt, error, wait, name=name):
+                # one line per attempt and registry, not one per layer retrying in parallel
+                with self._retry_lock:
+                    if attempt <= self._retries_shown.get(name, 0):
+                        return
+                    self._retries_shown[name] = attempt
                 self.reporter.retrying(name, what, attempt, redact(str(error)), wait)
 
             self.clients[name] = RegistryClient(

@@ -62,6 +62,7 @@ class RegistryClient:
         self.retry_max_delay = retry_max_delay
         self._sleep = sleep
         self._on_retry = on_retry
+        self._abandoned: BaseException | None = None
         try:
             verify = ssl_verify(ca_file or docker_certs_d_ca(host))
         except OSError as exc:
@@ -104,7 +105,16 @@ class RegistryClient:
             for attempt in retrying(self.retry_attempts, self.retry_max_delay, self._sleep,
                                     before_sleep):
                 with attempt:
+                    if self._abandoned is not None:     # not transient: no further attempt
+                        raise RegistryAPIError(f"{self.host}: given up ({self._abandoned})",
+                                               status=getattr(self._abandoned, "status", None))
                     return fn(*args, **kwargs)
+
+    def abandon(self, error: BaseException) -> None:
+        """Give this registry up as a whole: operations still retrying stop at their next
+        attempt, new ones fail at once (a registry found unreachable after its retries is not
+        tried again layer by layer)."""
+        self._abandoned = error
 
     def _request(self, method: str, path: str, **kw):
         return self._transport.request(method, path, **kw)
