@@ -46,7 +46,8 @@ class ReleaseGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ReleaseError as exc:
-            click.echo(redact(f"error: {exc}"), err=True)
+            from .errors import format_errors   # every problem of release.yml, up to 20
+            click.echo(redact(format_errors(exc)), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             from .spool import Terminated
@@ -88,7 +89,8 @@ def _emit_json(data) -> None:
 @cli.command()
 @click.pass_context
 def validate(ctx):
-    """Check release.yml and print a one-line summary; exit 2 on the first problem."""
+    """Check release.yml and print a one-line summary; exit 2 listing every problem (up to 20,
+    in file order)."""
     config = _load(ctx)
     names = ", ".join(r.name for r in config.registries)
     click.echo(f"{config.display_path}: ok (image {config.image.name}, "

@@ -3,9 +3,15 @@
 Every problem becomes a ConfigError located as FILE:LINE:COL (1-based) at the offending
 key or value, so editors and CI logs can jump to it. The loader checks the whole file and
 raises the problem that comes first in the file; the others are on the exception's
-`errors` attribute (a list of ConfigError in file order, the raised one first).
+`errors` attribute (a list of ConfigError in file order, the raised one first), and the CLI
+prints them all (pipeline.errors.format_errors).
 
-Messages never echo values of keys that look like secrets.
+Messages never echo values of keys that look like secrets, nor a `*_env` value that does not
+look like the name of an environment variable (env_name_is_plausible).
+
+Limits: the file is at most MAX_CONFIG_BYTES (checked before YAML parsing); retry.attempts
+1..MAX_ATTEMPTS, retry.max_delay in (0, MAX_MAX_DELAY] seconds; tag rules' regexes that can
+backtrack catastrophically are refused (pipeline/tags/jsregex.py).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -71,6 +77,9 @@ DEFAULT_DOCKERFILE = "Dockerfile"
 DEFAULT_REGISTRY_TYPE = "generic"
 DEFAULT_ATTEMPTS = 5
 DEFAULT_MAX_DELAY = 30.0
+MAX_ATTEMPTS = 20        # more only hides a registry that is down
+MAX_MAX_DELAY = 600.0    # seconds; a longer wait between two tries looks like a hang
+MAX_CONFIG_BYTES = 1_048_576  # release.yml is refused above 1 MB, before it is parsed
 MAX_REPOSITORY_LENGTH = 255
 MAX_HOST_LENGTH = 253
 
@@ -89,7 +98,6 @@ REGISTRY_HOST_PATTERN = (rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.
 
 _REPOSITORY_RE = re.compile(REPOSITORY_PATTERN)
 _REGISTRY_NAME_RE = re.compile(REGISTRY_NAME_PATTERN)
-_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 _AWS_REGION_RE = re.compile(AWS_REGION_PATTERN)
 _ROLE_ARN_RE = re.compile(ROLE_ARN_PATTERN)
 _BUILD_ARG_NAME_RE = re.compile(BUILD_ARG_NAME_PATTERN)
@@ -100,6 +108,16 @@ _SECRET_KEY_RE = re.compile(
 )
 
 SECRET_HINT = "put the secret in an environment variable and name it with password_env"
+ENV_KEY_HINTS = {
+    "username_env": "put the user name in an environment variable and name it with "
+                    "username_env",
+    "password_env": SECRET_HINT,
+    "token_env": SECRET_HINT.replace("password_env", "token_env"),
+    "env": "write the variable's NAME, e.g. env: NPM_TOKEN",
+}
+ENV_NAME_RULE = ("a name is letters, digits and '_', not starting with a digit; one that mixes "
+                 "upper and lower case with digits, or has 20 letters and digits in a row, "
+                 "counts as a secret unless such a variable is set")
 QUOTE_HINT = "quote the value to make it a string"
 NOT_FOUND_HINT = "create one (see README: release.yml reference) or pass -c PATH"
 
@@ -152,6 +170,9 @@ class RegistryConfig:
     create_repository: bool = False  # ecr: create a missing repository before a push
     key_file: Path | None = None  # gcr: service-account JSON key (absolute)
     token_env: str | None = None  # ghcr: NAME of the env var holding the token
+    # "username_env"/"password_env"/"token_env" -> "release.yml:LINE:COL" of the value, for
+    # messages about an unset variable (pipeline/credentials.py).
+    key_locations: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def image_ref(self) -> str:
@@ -259,7 +280,20 @@ def load_config(path: str | os.PathLike[str], *, build: bool = True) -> Config:
 
 def _read(file: str) -> str:
     try:
-        raw = Path(file).read_bytes()
+        with open(file, "rb") as stream:
+            # Never more than the limit (+1 to notice): a huge file is refused before YAML
+            # parsing, which takes seconds per megabyte.
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+            if len(raw) > MAX_CONFIG_BYTES:
+                try:
+                    total = os.fstat(stream.fileno()).st_size
+                except OSError:  # pragma: no cover
+                    total = 0
+                size = f"{total:,} bytes" if total > MAX_CONFIG_BYTES else "larger"
+                raise ConfigError(
+                    f"release.yml is too large ({size}); the limit is 1 MB "
+                    f"({MAX_CONFIG_BYTES:,} bytes)", file=file,
+                    hint="release.yml holds settings only; check that -c names the right file")
     except FileNotFoundError:
         raise ConfigError(f"release.yml not found at {file}", file=file,
                           hint=NOT_FOUND_HINT) from None
@@ -431,6 +465,17 @@ class _Loader:
                        if where in _OPTIONAL_WITH_DEFAULT else None)
             return None
         return node.value
+
+    def env_name(self, node: Node, where: str, key: str) -> str | None:
+        """A `*_env` value: the NAME of an environment variable. Anything else is refused
+        without being echoed, since it may be the secret itself."""
+        text = self.string(node, where)
+        if text is not None and not env_name_is_plausible(text):
+            self.error(node, f"{where} must name an environment variable; the value looks "
+                             f"like a secret (not shown)",
+                       hint=f"{ENV_KEY_HINTS.get(key, ENV_KEY_HINTS['env'])} ({ENV_NAME_RULE})")
+            return None
+        return text
 
     def boolean(self, node: Node, where: str) -> bool | None:
         if not (isinstance(node, ScalarNode) and node.tag == TAG_BOOL):
@@ -633,8 +678,7 @@ class _Loader:
 
     def secrets(self, node: Node) -> tuple | None:
         """image.secrets: [{id: ID, env: VAR} | {id: ID, file: PATH}, ...]."""
-        from pipeline.buildkit.options import (BuildSecret, OptionError, check_env_name,
-                                               check_secret_id)
+        from pipeline.buildkit.options import BuildSecret, OptionError, check_secret_id
 
         if not isinstance(node, SequenceNode):
             self.error(node, f"image.secrets must be a list, got {describe(node)}",
@@ -669,16 +713,7 @@ class _Loader:
                 continue
             env = path = None
             if "env" in entries:
-                env = self.string(entries["env"][1], f"{where}.env")
-                try:
-                    if env is not None:
-                        check_env_name(env)
-                except OptionError:
-                    self.error(entries["env"][1], f"{where}.env must name an environment "
-                                                  f"variable; the value looks like a secret "
-                                                  f"(not shown)",
-                               hint="write the variable's NAME, e.g. env: NPM_TOKEN")
-                    env = None
+                env = self.env_name(entries["env"][1], f"{where}.env", "env")
                 ok &= env is not None
             else:
                 text = self.string(entries["file"][1], f"{where}.file")
@@ -879,25 +914,18 @@ class _Loader:
         env: dict[str, str | None] = {"username_env": None, "password_env": None}
         for key in env:
             if (n := value(key)) is not None:
-                text = self.string(n, f"{where}.{key}")
-                if text is not None and not _ENV_NAME_RE.match(text):
-                    # Never echo the value: it may be the secret itself.
-                    self.error(n, f"{where}.{key} must be the NAME of an environment "
-                                  f"variable (letters, digits and '_', not starting with a "
-                                  f"digit)",
-                               hint=SECRET_HINT if key == "password_env" else
-                               "put the user name in an environment variable and name it "
-                               "with username_env")
-                    text = None
+                text = self.env_name(n, f"{where}.{key}", key)
                 env[key] = text
                 ok &= text is not None
         if ("username_env" in entries) != ("password_env" in entries):
             present, missing = (("username_env", "password_env") if "username_env" in entries
                                 else ("password_env", "username_env"))
-            self.error(entries[present][0], f"{where}.{present} is set but {missing} is not; "
-                                            f"username_env and password_env go together",
-                       hint=f"add {missing}: NAME_OF_ENV_VAR, or remove {present} to push "
-                            f"without logging in")
+            if not self.misspelled(node, missing, REGISTRY_KEYS, where):  # reported once
+                self.error(entries[present][0], f"{where}.{present} is set but {missing} is "
+                                                f"not; username_env and password_env go "
+                                                f"together",
+                           hint=f"add {missing}: NAME_OF_ENV_VAR, or remove {present} to push "
+                                f"without logging in")
             ok = False
 
         ca_file = None
@@ -923,9 +951,12 @@ class _Loader:
         if not ok:
             return None
         assert name and rtype and host and repo and insecure is not None and extra is not None
+        locations = {key: "{}:{}:{}".format(self.file, *position(entries[key][1]))
+                     for key in entries if key.endswith("_env")}
         return RegistryConfig(name=name, type=rtype, registry=host, repository=repo,
                               username_env=env["username_env"], password_env=env["password_env"],
-                              ca_file=ca_file, insecure=insecure, line=position(node)[0], **extra)
+                              ca_file=ca_file, insecure=insecure, line=position(node)[0],
+                              key_locations=locations, **extra)
 
     def misspelled(self, node: Node, key: str, known: tuple[str, ...], where: str) -> bool:
         """Is there an unknown key in `node` that was reported as a typo of `key`?"""
@@ -967,6 +998,8 @@ class _Loader:
             elif key == "key_file":
                 text = self.string(n, f"{where}.{key}")
                 value = self.resolve(text) if text is not None else None
+            elif key.endswith("_env"):
+                value = self.env_name(n, f"{where}.{key}", key)
             else:
                 value = self.string(n, f"{where}.{key}")
                 if value is not None:
@@ -993,11 +1026,6 @@ class _Loader:
         if key == "role_arn" and not _ROLE_ARN_RE.match(value):
             self.error(n, f"{where}.role_arn is not an IAM role ARN",
                        hint="e.g. arn:aws:iam::123456789012:role/release-push")
-            return None
-        if key == "token_env" and not _ENV_NAME_RE.match(value):
-            self.error(n, f"{where}.token_env must be the NAME of an environment variable "
-                          f"(letters, digits and '_', not starting with a digit)",
-                       hint=SECRET_HINT.replace("password_env", "token_env"))
             return None
         if key == "profile" and any(c.isspace() for c in value):
             self.error(n, f"{where}.profile '{value}' contains spaces",
@@ -1037,29 +1065,37 @@ class _Loader:
             attempts = None
             if isinstance(n, ScalarNode) and n.tag == TAG_INT:
                 value = self.scalar(n, "retry.attempts")
-                if isinstance(value, int) and value >= 1:
+                if isinstance(value, int) and 1 <= value <= MAX_ATTEMPTS:
                     attempts = value
-                else:
-                    self.error(n, f"retry.attempts must be at least 1, got {n.value}",
-                               hint="1 means try once, without retrying")
+                elif value is not None:
+                    self.error(n, f"retry.attempts must be at least 1 and at most "
+                                  f"{MAX_ATTEMPTS}, got {n.value}",
+                               hint="1 means try once, without retrying" if value < 1 else
+                               f"more than {MAX_ATTEMPTS} tries only delays the report of a "
+                               f"registry that is down; the default is {DEFAULT_ATTEMPTS}")
             else:
-                self.error(n, f"retry.attempts must be an integer >= 1, got {describe(n)}",
+                self.error(n, f"retry.attempts must be an integer from 1 to {MAX_ATTEMPTS}, "
+                              f"got {describe(n)}",
                            hint="write the number without quotes"
                            if isinstance(n, ScalarNode) and n.tag == TAG_STR else None)
         max_delay: float | None = DEFAULT_MAX_DELAY
+        limit = f"{MAX_MAX_DELAY:g}"
         if "max_delay" in entries:
             n = entries["max_delay"][1]
             max_delay = None
             if isinstance(n, ScalarNode) and n.tag in (TAG_INT, TAG_FLOAT):
                 value = self.scalar(n, "retry.max_delay")
-                if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+                if isinstance(value, (int, float)) and math.isfinite(value) \
+                        and 0 < value <= MAX_MAX_DELAY:
                     max_delay = float(value)
-                else:
-                    self.error(n, f"retry.max_delay must be a number of seconds > 0, "
-                                  f"got {n.value}")
+                elif value is not None:
+                    self.error(n, f"retry.max_delay must be a number of seconds > 0 and "
+                                  f"<= {limit}, got {n.value}",
+                               hint=f"the longest wait between two tries; the default is "
+                                    f"{DEFAULT_MAX_DELAY:g}")
             else:
-                self.error(n, f"retry.max_delay must be a number of seconds > 0, "
-                              f"got {describe(n)}")
+                self.error(n, f"retry.max_delay must be a number of seconds > 0 and "
+                              f"<= {limit}, got {describe(n)}")
         if attempts is None or max_delay is None:
             return None
         return RetryConfig(attempts=attempts, max_delay=max_delay)
@@ -1179,6 +1215,31 @@ def check_registry_host(text: str) -> tuple[str, str] | None:
             return (f"port {port} is out of range (1-65535)",
                     "write host:port, e.g. localhost:5000")
     return None
+
+
+def env_name_is_plausible(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """May `name`, written where the NAME of an environment variable belongs (`*_env`), be
+    shown in a message? Not when it may be the secret itself: it must be a variable name
+    ([A-Za-z_][A-Za-z0-9_]*, buildkit.options.check_env_name), and, unless a variable of that
+    name is set in `env` (os.environ), it must not look like a generated token: mixing upper-
+    and lower-case letters with digits (`hunter2Xq9TzLw0rdS3cret`, `ghp_...`), or 20 letters
+    and digits in a row holding both (`AKIAIOSFODNN7EXAMPLE`, hex digests)."""
+    from pipeline.buildkit.options import OptionError, check_env_name
+
+    try:
+        check_env_name(name)
+    except OptionError:
+        return False
+    if name in (os.environ if env is None else env):
+        return True   # the user's own variable, in the user's own casing
+    if (any(c.isupper() for c in name) and any(c.islower() for c in name)
+            and any(c.isdigit() for c in name)):
+        return False
+    return not any(any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+                   for run in _TOKEN_RUN_RE.findall(name))
+
+
+_TOKEN_RUN_RE = re.compile(r"[A-Za-z0-9]{20,}")
 
 
 # ---------------------------------------------------------------------------- helpers

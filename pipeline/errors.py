@@ -77,3 +77,28 @@ class ValueProblem(ValueError):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+MAX_REPORTED_ERRORS = 20
+
+
+def all_errors(exc: ReleaseError) -> list[ReleaseError]:
+    """The problems `exc` stands for: a ConfigError from the loader carries every problem of
+    the file on `errors` (in file order, itself first); anything else is just itself."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors and all(isinstance(e, ReleaseError) for e in errors):
+        return errors
+    return [exc]
+
+
+def format_errors(exc: ReleaseError, *, prefix: str = "error: ",
+                  limit: int = MAX_REPORTED_ERRORS) -> str:
+    """`prefix` + each problem (FILE:LINE:COL: message, hint), up to `limit`, then
+    "... and N more"."""
+    errors = all_errors(exc)
+    lines = [f"{prefix}{e}" for e in errors[:limit]]
+    if len(errors) > limit:
+        more = len(errors) - limit
+        lines.append(f"{prefix}... and {more} more problem{'s' if more != 1 else ''} "
+                     f"({len(errors)} in all)")
+    return "\n".join(lines)

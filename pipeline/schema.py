@@ -266,14 +266,18 @@ _SCHEMA: dict[str, Any] = {
             "properties": {
                 "attempts": {
                     "type": "integer",
-                    "description": "Total attempts per operation (1 = no retry).",
+                    "description": f"Total attempts per operation (1 = no retry, at most "
+                                   f"{c.MAX_ATTEMPTS}).",
                     "minimum": 1,
+                    "maximum": c.MAX_ATTEMPTS,
                     "default": c.DEFAULT_ATTEMPTS,
                 },
                 "max_delay": {
                     "type": "number",
-                    "description": "Longest wait between attempts, in seconds.",
+                    "description": f"Longest wait between attempts, in seconds (at most "
+                                   f"{c.MAX_MAX_DELAY:g}).",
                     "exclusiveMinimum": 0,
+                    "maximum": c.MAX_MAX_DELAY,
                     "default": c.DEFAULT_MAX_DELAY,
                 },
             },

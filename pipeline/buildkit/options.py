@@ -133,8 +133,8 @@ def check_env_name(key: str) -> None:
     """`env:` must name a variable. The value is not echoed: a secret typed here must not
     end up in a log."""
     if not ENV_NAME.match(key):
-        raise OptionError(f"{key} must name an environment variable ([A-Za-z_][A-Za-z0-9_]*); "
-                          f"the value written here is not one (it is not shown, in case it is "
-                          f"the secret itself)",
+        raise OptionError("the value must name an environment variable ([A-Za-z_][A-Za-z0-9_]*); "
+                          "the value written here is not one (it is not shown, in case it is "
+                          "the secret itself)",
                           hint="write the variable's name, e.g. env: NPM_TOKEN, and set the "
                                "variable in the environment that runs release")

@@ -75,7 +75,8 @@ def credentials_for(registry, env: Mapping[str, str] | None = None, *, push: boo
 
 def _resolve(registry, env: Mapping[str, str], cache: TokenCache) -> Credentials:
     if registry.username_env or registry.password_env:
-        return creds_mod.from_env(registry.name, registry.username_env, registry.password_env, env)
+        return creds_mod.from_env(registry.name, registry.username_env, registry.password_env, env,
+                                  locations=getattr(registry, "key_locations", None))
     module = adapter(registry.type)
     try:
         return module.credentials(registry, env, cache=cache)

@@ -23,8 +23,9 @@ HINT = ("in GitHub Actions add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` 
 
 def credentials(registry, env, *, cache=None) -> Credentials:
     if registry.token_env:
+        where = getattr(registry, "key_locations", {}).get("token_env")
         token_name, token = registry.token_env, env_value(env, registry.token_env, registry.name,
-                                                          "token_env")
+                                                          "token_env", where)
     else:
         token_name = next((n for n in TOKEN_ENVS if env.get(n)), None)
         if token_name is None:

@@ -247,7 +247,7 @@ def parse_tag_rule(line: str, index: int = 0) -> TagRule:
             for source in regexes:
                 compile_js_regex(source)
         except JsRegexError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), hint=exc.hint) from None
 
     ignored = tuple(k for k in attrs if k not in _COMMON_KEYS | _TYPE_KEYS[rule_type])
     return TagRule(type=rule_type, attrs=attrs, text=line, index=index, priority=priority,

@@ -279,7 +279,7 @@ def test_gitlab_registry_defaults_to_ci_registry(tmp_path, monkeypatch):
     ("- {name: a, type: ghcr, repository: x, token_env: T, username_env: U, password_env: P}\n",
      "token_env", "token_env and password_env both give the password", None),
     ("- {name: a, type: ghcr, repository: x, token_env: 'ghp_abc def'}\n", "'ghp",
-     "token_env must be the NAME of an environment variable", None),
+     "token_env must name an environment variable; the value looks like a secret", None),
 ])
 def test_per_type_key_errors_are_located(tmp_path, registries, at, phrase, hint):
     err = error(tmp_path, registries)

@@ -40,7 +40,7 @@ def tags_api(monkeypatch):
 SUPPORTED = {
     "$schema", "title", "description", "default", "type", "properties", "required",
     "additionalProperties", "items", "minItems", "enum", "const", "pattern", "minLength",
-    "maxLength", "minimum", "exclusiveMinimum", "propertyNames", "dependentRequired",
+    "maxLength", "minimum", "maximum", "exclusiveMinimum", "propertyNames", "dependentRequired",
 }
 
 
@@ -80,6 +80,8 @@ def check(value: Any, schema: dict, path: str = "$") -> list[str]:
     if _is_type(value, "number"):
         if value < schema.get("minimum", -math.inf):
             problems.append(f"{path}: below minimum")
+        if value > schema.get("maximum", math.inf):
+            problems.append(f"{path}: above maximum")
         if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
             problems.append(f"{path}: not above exclusiveMinimum")
     if isinstance(value, list):
@@ -238,6 +240,8 @@ INVALID = {
     "port out of range": ("    registry: localhost:65536\n", "65536"),
     "zero attempts": ("retry: {attempts: 0}\n", "attempts"),
     "zero delay": ("retry: {max_delay: 0}\n", "max_delay"),
+    "too many attempts": ("retry: {attempts: 21}\n", "attempts"),
+    "too long a delay": ("retry: {max_delay: 600.5}\n", "max_delay"),
     "bad version": ("version: 2\n", "version"),
     "empty tags": ("tags: []\n", "tags"),
     "bad registry name": ("    name: Local\n", "Local"),
