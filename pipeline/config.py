@@ -55,8 +55,8 @@ IMAGE_KEYS = ("name", "context", "dockerfile", "build_args", "target", "labels",
               "index_format", "builder", "secrets", "cache_from", "cache_to")
 IMAGE_REQUIRED = ("name",)
 REGISTRY_KEYS = ("name", "type", "registry", "repository", "username_env", "password_env",
-                 "ca_file", "insecure", "region", "profile", "role_arn", "create_repository",
-                 "key_file", "token_env")
+                 "ca_file", "insecure", "immutable", "region", "profile", "role_arn",
+                 "create_repository", "key_file", "token_env")
 # `registry` is required too, except for the types in DEFAULT_REGISTRY_HOSTS.
 REGISTRY_REQUIRED = ("name", "repository")
 RETRY_KEYS = ("attempts", "max_delay")
@@ -162,6 +162,7 @@ class RegistryConfig:
     password_env: str | None = None  # NAME of the env var, never the value
     ca_file: Path | None = None  # absolute
     insecure: bool = False
+    immutable: bool = True  # false: a version tag there may be replaced (with a note)
     line: int | None = None  # line of this entry in release.yml
     # Per-type keys (TYPE_KEYS); names of env vars and files, never secrets.
     region: str | None = None  # ecr: only for a host that does not say (an alias)
@@ -945,18 +946,24 @@ class _Loader:
             insecure = self.boolean(n, f"{where}.insecure")
         ok &= insecure is not None
 
+        immutable: bool | None = True
+        if (n := value("immutable")) is not None:
+            immutable = self.boolean(n, f"{where}.immutable")
+        ok &= immutable is not None
+
         extra = self.type_keys(entries, where, rtype, host)
         ok &= extra is not None
 
         if not ok:
             return None
         assert name and rtype and host and repo and insecure is not None and extra is not None
+        assert immutable is not None
         locations = {key: "{}:{}:{}".format(self.file, *position(entries[key][1]))
                      for key in entries if key.endswith("_env")}
         return RegistryConfig(name=name, type=rtype, registry=host, repository=repo,
                               username_env=env["username_env"], password_env=env["password_env"],
-                              ca_file=ca_file, insecure=insecure, line=position(node)[0],
-                              key_locations=locations, **extra)
+                              ca_file=ca_file, insecure=insecure, immutable=immutable,
+                              line=position(node)[0], key_locations=locations, **extra)
 
     def misspelled(self, node: Node, key: str, known: tuple[str, ...], where: str) -> bool:
         """Is there an unknown key in `node` that was reported as a typo of `key`?"""

@@ -358,21 +358,26 @@ class Releaser(PlatformSteps):
     def _check_immutable(self, report: Report, targets: list[Target], existing: dict,
                          known: set[str]) -> dict:
         """A released version is never replaced: a target whose immutable tag holds another
-        image stops the release before anything is pushed anywhere (exit 1), unless --force,
-        which replaces it and says so. Returns `existing` with the replaced ones cleared."""
+        image stops the release before anything is pushed anywhere (exit 1), unless --force
+        (or `immutable: false` on that registry), which replaces it and says so. Returns
+        `existing` with the replaced ones cleared."""
         others = {t.registry: existing[t.registry] for t in targets
                   if existing.get(t.registry) and existing[t.registry] not in known}
         if not others:
             return existing
         mine = next(iter(known), None) or report.image_id
         where = ", ".join(f"{name} holds {digest}" for name, digest in others.items())
-        if not self.force:
+        refused = {n: d for n, d in others.items()
+                   if getattr(self.registries.get(n), "immutable", True)}
+        if refused and not self.force:
+            held = ", ".join(f"{name} holds {digest}" for name, digest in refused.items())
             raise ImmutableVersionError(
-                f"version {self.plan.version} is already released as another image ({where}); "
+                f"version {self.plan.version} is already released as another image ({held}); "
                 f"this one is {mine or 'a different image'}. Nothing was pushed",
                 hint=f"a released version is never replaced: release a new version, or pass "
                      f"--force to replace {self.plan.version}")
-        report.notes.append(f"--force: replaced {self.plan.version} ({where})")
+        why = "--force" if self.force and refused else "immutable: false"
+        report.notes.append(f"{why}: replaced {self.plan.version} ({where})")
         return {**existing, **{name: None for name in others}}
 
     # -- step 3: floating tags --------------------------------------------------------------

@@ -182,6 +182,12 @@ _REGISTRY: dict[str, Any] = {
                            "always use plain HTTP).",
             "default": False,
         },
+        "immutable": {
+            "type": "boolean",
+            "description": "false: a version tag that already holds another image may be "
+                           "replaced on this registry (a note says so). Default true: refused.",
+            "default": True,
+        },
         "region": {
             "type": "string",
             "description": "type ecr only: the AWS region, for a registry host that does not "

@@ -53,6 +53,20 @@ def test_an_existing_version_is_never_silently_replaced(tmp_path, docker_engine,
     assert other.manifest_digest(repo, "6.0.0") == report["digest"]
 
 
+def test_a_registry_marked_mutable_takes_a_replacement_and_says_so(tmp_path, docker_engine,
+                                                                   plain_registry, repo):
+    config = write_release(tmp_path, [registry_block("a", plain_registry, repo)
+                                      + "\n    immutable: false"])
+    first, report = _release(config, "7.0.0")
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "app" / "payload.txt").write_text(f"replacement {uuid.uuid4()}")
+    again, second = _release(config, "7.0.0")
+    assert again.returncode == 0, again.stderr
+    assert second["digest"] != report["digest"]
+    assert f"immutable: false: replaced 7.0.0 (a holds {report['digest']})" in second["notes"]
+    assert plain_registry.manifest_digest(repo, "7.0.0") == second["digest"]
+
+
 def test_build_metadata_that_collapses_onto_a_released_tag_is_refused(tmp_path, docker_engine,
                                                                       plain_registry, repo):
     config = write_release(tmp_path, [registry_block("a", plain_registry, repo)])
