@@ -23,6 +23,7 @@ LAZY_COMMANDS = {
     "promote": ("cli_chores", "promote"),
     "manifest": ("cli_manifest", "manifest_group"),
     "login": ("cli_login", "login"),
+    "logout": ("cli_login", "logout"),
     "ci": ("cli_ci", "ci_group"),
 }
 

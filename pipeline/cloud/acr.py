@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from .. import redact
 from ..credentials import Credentials
-from .common import (CloudAuthError, NotConfigured, aware, jwt_claims, last_lines, pip_hint,
-                     quiet_logs, run_cli, utcnow, which)
+from .common import (CloudAuthError, NotConfigured, aware, jwt_claims, pip_hint, quiet_loggers,
+                     quiet_logs, run_cli, summarise_body, utcnow, which)
 
 NULL_USER = "00000000-0000-0000-0000-000000000000"
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
@@ -106,7 +106,9 @@ def _azure_identity(registry, scope: str, env) -> tuple[str, str | None, str | N
     from azure.identity import CredentialUnavailableError, DefaultAzureCredential
 
     try:
-        with quiet_logs():
+        # azure-identity logs a WARNING of a dozen lines (one per credential it tried) when
+        # none works; our own message below says what failed, in one line.
+        with quiet_logs(), quiet_loggers(*AZURE_LOGGERS):
             credential = DefaultAzureCredential()
             token = credential.get_token(scope)
     except CredentialUnavailableError as exc:
@@ -114,8 +116,8 @@ def _azure_identity(registry, scope: str, env) -> tuple[str, str | None, str | N
     except ClientAuthenticationError as exc:
         text = _first_line(exc)
         if "failed to retrieve a token from the included credentials" in text:
-            raise NotConfigured("no Azure credentials (DefaultAzureCredential found none)",
-                                hint=HINT) from None
+            raise NotConfigured(f"no Azure credentials (DefaultAzureCredential found none: "
+                                f"{_attempted(exc)})", hint=HINT) from None
         raise CloudAuthError(f"registry '{registry.name}': Entra ID refused the credentials: "
                              f"{text}", hint=HINT) from None
     except ValueError as exc:            # e.g. a bad AZURE_TOKEN_CREDENTIALS
@@ -127,6 +129,27 @@ def _azure_identity(registry, scope: str, env) -> tuple[str, str | None, str | N
 
 
 _azure_identity.label = "azure-identity"
+
+AZURE_LOGGERS = ("azure.identity", "azure.core.pipeline.policies.http_logging_policy", "msal")
+
+
+def _attempted(exc: Exception) -> str:
+    """One line from DefaultAzureCredential's "Attempted credentials:" list: the names, and
+    why the az CLI credential (else the last one) could not give a token."""
+    text = str(getattr(exc, "message", None) or exc)
+    reasons: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, why = line.strip().partition(": ")
+        if sep and line[:1] in ("\t", " ") and name.endswith("Credential"):
+            reasons[name] = why.split(". ")[0].rstrip(".")
+    if not reasons:
+        return "no credential could give a token"
+    pick = "AzureCliCredential" if "AzureCliCredential" in reasons else list(reasons)[-1]
+    shown = f"{pick}: {reasons[pick]}"
+    if len(reasons) > 1:
+        shown = f"tried {', '.join(reasons)}; {shown}"
+    shown = redact.redact(shown)
+    return shown if len(shown) <= 400 else shown[:400] + "..."
 
 
 def _az_cli(registry, scope: str, env) -> tuple[str, str | None, str | None]:
@@ -241,8 +264,8 @@ def exchange(registry, url: str, service: str, tenant: str | None, entra_token: 
 def _error_text(resp) -> str:
     try:
         body = resp.json()
-    except ValueError:
-        return last_lines(resp.text[:500], n=1)
+    except ValueError:                  # a proxy's HTML page, a stack trace: summarised
+        return f"({summarise_body(resp.text)})" if resp.text.strip() else ""
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):

@@ -56,6 +56,13 @@ class TokenCache:
             entry = self._entries.get(key)
         return entry[1] if entry else None
 
+    def discard(self, creds: Credentials) -> None:
+        """Forget every entry holding `creds` (a token about to expire, or one a registry
+        refused): the next lookup asks the cloud again."""
+        with self._lock:
+            for key in [k for k, (c, _) in self._entries.items() if c is creds]:
+                del self._entries[key]
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

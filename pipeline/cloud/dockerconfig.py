@@ -8,7 +8,12 @@ host (`credHelpers`), else the default store (`credsStore`), else `auths`.
 else the default store (`credsStore`), else `auths` in $DOCKER_CONFIG/config.json
 (~/.docker/config.json) as base64 `user:password` (file mode 0600). Docker Hub's key is
 `https://index.docker.io/v1/`. A host served by docker-credential-ecr-login (which gets
-its own tokens and stores nothing) is left alone.
+its own tokens and stores nothing) is left alone. A config.json that is a symlink (a
+dotfiles repository, a mounted secret) stays one: the file it points to is rewritten, as
+`docker login` does.
+
+`erase` (`release logout`) removes what `store` wrote: the helper's entry (`erase`) or the
+`auths` entry.
 """
 
 from __future__ import annotations
@@ -157,7 +162,52 @@ def _read(path: Path) -> dict:
     return data
 
 
+def erase(host: str, env: Mapping[str, str]) -> list[str]:
+    """Remove the credentials stored for `host` (what `store` wrote); what was removed, as
+    lines for the report ([] when nothing was stored). Raises OSError/RuntimeError."""
+    path = config_path(env)
+    config = _read(path)
+    if not config:
+        return []
+    key = server_key(host)
+    helpers = config.get("credHelpers") or {}
+    helper = helpers.get(host) or helpers.get(key) or config.get("credsStore")
+    removed = []
+    if helper and helper not in SELF_SERVING_HELPERS:
+        if _helper_get(helper, key, env) is not None:
+            _helper_erase(helper, key, env)
+            removed.append(f"{key} from docker-credential-{helper}")
+    auths = config.get("auths")
+    if isinstance(auths, dict):
+        keys = [k for k in dict.fromkeys((key, host)) if k in auths]
+        for k in keys:
+            entry = auths.pop(k)
+            if _usable(entry):
+                removed.append(f"{k} from {path}")
+        if keys:
+            _write(path, config)
+    return removed
+
+
+def _helper_erase(helper: str, key: str, env: Mapping[str, str]) -> None:
+    name = f"docker-credential-{helper}"
+    env = {**os.environ, **env}
+    binary = which(name, env)
+    if binary is None:
+        raise RuntimeError(f"{name} (credsStore/credHelpers in the Docker config) is not on PATH")
+    proc = subprocess.run([binary, "erase"], input=key, capture_output=True, text=True,
+                          timeout=60, env=env)
+    output = (proc.stdout + "\n" + proc.stderr).strip()
+    if proc.returncode != 0 and "credentials not found" not in output.lower():
+        message = redact.redact(output.splitlines()[-1] if output else "no message")
+        raise RuntimeError(f"{name} erase failed (exit {proc.returncode}): {message}")
+
+
 def _write(path: Path, config: dict) -> None:
+    """Replace `path` atomically (a temporary file in the same directory, then rename); when
+    `path` is a symlink, the file it points to is replaced and the link kept."""
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
     try:

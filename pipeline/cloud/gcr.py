@@ -8,7 +8,10 @@ In order:
     authorized user), gcloud's ADC file, the GCE/GKE/Cloud Run metadata server. The
     access token (about 1 h) is the password of user `oauth2accesstoken`;
   * `gcloud auth print-access-token` (a gcloud user login, which ADC does not see);
-  * then the Docker config (e.g. the `gcloud` credential helper).
+  * then `DOCKER_AUTH_CONFIG` and the Docker config (e.g. the `gcloud` credential helper),
+    also when gcloud is installed but not logged in (no active account): as ECR and ACR
+    do. gcloud's first error line is kept in the message shown when nothing is found.
+    A gcloud login that Google refuses (expired, revoked) is an error, not a fallback.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pathlib import Path
 from .. import redact
 from ..credentials import Credentials
 from ..errors import UsageError
-from .common import (CloudAuthError, NotConfigured, aware, pip_hint, quiet_logs, run_cli,
-                     which)
+from .common import (CliFailed, CloudAuthError, NotConfigured, aware, looks_like_json, pip_hint,
+                     quiet_logs, run_cli, summarise_body, which)
 
 TOKEN_USER = "oauth2accesstoken"
 KEY_USER = "_json_key"
@@ -53,7 +56,13 @@ def _resolve(registry, env) -> Credentials:
         except NotConfigured as exc:
             no_adc = exc
     if which("gcloud", env):
-        return _via_gcloud(registry, env)
+        try:
+            return _via_gcloud(registry, env)
+        except NotConfigured as not_logged_in:
+            if no_adc is not None:
+                raise NotConfigured(f"{no_adc.message}, and {not_logged_in.message}",
+                                    hint=HINT) from None
+            raise
     if no_adc is not None:
         raise no_adc
     raise NotConfigured("google-auth is not installed and the gcloud CLI is not on PATH",
@@ -126,14 +135,32 @@ def _via_google_auth(registry, env) -> Credentials:
 
 
 def _short(exc: Exception) -> str:
-    text = redact.redact(str(exc.args[0] if exc.args else exc))
+    """google-auth's message: "error: description" from a JSON answer, but the whole body
+    when the token endpoint answered something else (a proxy's HTML page): summarised."""
+    raw = exc.args[0] if exc.args else exc
+    text = str(raw)
+    from_json = len(exc.args) > 1 and isinstance(exc.args[1], (dict, list))
+    if isinstance(raw, str) and not from_json and not looks_like_json(text) and \
+            ("\n" in text.strip() or text.lstrip()[:1] == "<" or len(text) > 300):
+        return "the token endpoint answered " + summarise_body(text)
+    text = redact.redact(text)
     return text if len(text) < 300 else text[:300] + "..."
 
 
+# gcloud's words for "installed, but nobody is logged in" (not: a login Google refuses)
+NOT_LOGGED_IN = ("do not currently have an active account", "no credentialed accounts")
+
+
 def _via_gcloud(registry, env) -> Credentials:
-    out = run_cli(["gcloud", "auth", "print-access-token"], env,
-                  what=f"registry '{registry.name}': gcloud auth print-access-token",
-                  hint="run `gcloud auth login`")
+    try:
+        out = run_cli(["gcloud", "auth", "print-access-token"], env,
+                      what=f"registry '{registry.name}': gcloud auth print-access-token",
+                      hint="run `gcloud auth login`")
+    except CliFailed as exc:
+        if any(phrase in exc.stderr.lower() for phrase in NOT_LOGGED_IN):
+            raise NotConfigured(f"gcloud is not logged in (gcloud: {exc.first_line})",
+                                hint=HINT) from None
+        raise
     token = out.strip()
     if not token:
         raise CloudAuthError(f"registry '{registry.name}': `gcloud auth print-access-token` "

@@ -1,20 +1,28 @@
 """`type: ghcr`: GitHub Container Registry (`ghcr.io`).
 
-Password: the env var named by `token_env`, else GITHUB_TOKEN, else GH_TOKEN (GitHub
-Actions: `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` and `permissions: packages:
-write`; elsewhere a classic personal access token with write:packages). User name:
-GITHUB_ACTOR (a default variable in Actions), else GITHUB_REPOSITORY_OWNER. Then the
-Docker config, then anonymous (public packages can be pulled).
+In order:
+  1. the env var named by `token_env` in release.yml (or username_env/password_env);
+  2. GITHUB_TOKEN (GitHub Actions: `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` and
+     `permissions: packages: write`; elsewhere a classic personal access token with
+     write:packages that you exported on purpose);
+  3. an explicit `docker login ghcr.io`: DOCKER_AUTH_CONFIG, then the Docker config
+     (credential helpers, `auths`);
+  4. GH_TOKEN, the gh CLI's token: it usually lacks write:packages, so a Docker login wins;
+  5. anonymous (public packages can be pulled).
+With a token from the environment the user name is GITHUB_ACTOR (a default variable in
+Actions), else GITHUB_REPOSITORY_OWNER.
 """
 
 from __future__ import annotations
 
+from .. import credentials as creds_mod
 from .. import redact
 from ..credentials import Credentials
 from ..errors import UsageError
 from .common import NotConfigured, env_value
 
 TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
+GH_CLI_TOKEN = "GH_TOKEN"           # ranks below an explicit `docker login ghcr.io`
 USER_ENVS = ("GITHUB_ACTOR", "GITHUB_REPOSITORY_OWNER")
 HINT = ("in GitHub Actions add `env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` and "
         "`permissions: packages: write`; elsewhere export GITHUB_TOKEN (a classic PAT with "
@@ -30,6 +38,10 @@ def credentials(registry, env, *, cache=None) -> Credentials:
         token_name = next((n for n in TOKEN_ENVS if env.get(n)), None)
         if token_name is None:
             raise NotConfigured(f"{' / '.join(TOKEN_ENVS)} not set", hint=HINT)
+        if token_name == GH_CLI_TOKEN:
+            docker_login = creds_mod.from_docker(registry.registry, env)
+            if docker_login is not None:
+                return docker_login
         token = env[token_name]
     redact.register(token)
     user_name = next((n for n in USER_ENVS if env.get(n)), None)

@@ -5,6 +5,10 @@ Basic-auth registries (distribution with htpasswd, ECR, Harbor...) answer `GET /
 Token registries (Docker Hub, GHCR, ACR, GitLab, Artifact Registry...) are asked for a
 `repository:REPO:pull,push` token; when the token is a JWT with an `access` claim we
 check that it really grants push (token servers quietly grant less than asked).
+
+A token whose `expires_at` is already past is tried all the same: the registry's clock
+decides, not ours (a few minutes of skew must not refuse a fresh token). Only when the
+registry refuses it does the message say it expired.
 """
 
 from __future__ import annotations
@@ -25,9 +29,19 @@ class Proof:
 
 
 def prove(registry, creds: Credentials, *, timeout: float = 30.0) -> Proof:
-    if creds.expires_at is not None and creds.expires_at <= utcnow():
-        return Proof(False, f"the token expired at {creds.expires_at:%Y-%m-%d %H:%M}Z",
-                     hint="log in to the cloud again (the cached token is not reused)")
+    proof = _prove(registry, creds, timeout=timeout)
+    if creds.expires_at is None or creds.expires_at > utcnow():
+        return proof
+    when = f"{creds.expires_at:%Y-%m-%d %H:%M:%S}Z"
+    if proof.ok:
+        return Proof(True, f"{proof.detail} (by this machine's clock the token expired at "
+                           f"{when}: check the clock)", hint=proof.hint)
+    return Proof(False, f"{proof.detail}; the token expired at {when}",
+                 hint="log in to the cloud again (an expired token is not reused), and check "
+                      "this machine's clock")
+
+
+def _prove(registry, creds: Credentials, *, timeout: float) -> Proof:
     client = RegistryClient(registry.registry, creds,
                             ca_file=registry.ca_file,
                             insecure=registry.insecure, timeout=timeout, retry_attempts=2,

@@ -100,3 +100,28 @@ def test_registry_refusing_the_identity(tmp_path, acr_registry, az, entra):
     assert push.returncode == 1 and "refused the Entra ID token" in push.stderr
     for proc in (login, push):
         assert_no_leak(proc, entra["acr"], entra["arm"])
+
+
+def test_no_azure_login_is_one_line_without_azure_identitys_warning(tmp_path, acr_registry):
+    CliStub(tmp_path / "bin", "az").on(["account"], exit=1,
+                                       stderr="ERROR: Please run 'az login' to setup account.\n")
+    config = write_project(tmp_path, acr_entry(acr_registry, "it/acr-nologin"))
+    login = run_release(config, "login", env=offline_env(tmp_path, tmp_path / "bin"))
+    assert login.returncode == 2, login.stdout + login.stderr
+    assert "no Azure credentials (DefaultAzureCredential found none: AzureCliCredential:" \
+        in login.stdout
+    assert "Attempted credentials" not in login.stderr + login.stdout
+    assert "DefaultAzureCredential failed to retrieve a token" not in login.stderr
+    assert login.stderr.strip() == ""
+
+
+def test_an_html_page_from_the_exchange_is_summarised(tmp_path, acr_registry, az):
+    from tests.support.cloudstubs import PROXY_ERROR_PAGE
+
+    acr_registry.token_server.raw_answer = (502, PROXY_ERROR_PAGE)
+    config = write_project(tmp_path, acr_entry(acr_registry, "it/acr-proxy"))
+    login = run_release(config, "login", env=offline_env(tmp_path, tmp_path / "bin"))
+    assert login.returncode == 1
+    assert "answered HTTP 502 (an HTML page of" in login.stdout
+    assert "403 Forbidden - corporate proxy" in login.stdout
+    assert "policy line" not in login.stdout and "<p>" not in login.stdout

@@ -115,9 +115,10 @@ def test_errors_a_user_meets(tmp_path, docker_engine, make_registry, repo):
     config = write_project(tmp_path, ecr_entry(reg, repo))
     env = offline_env(tmp_path)
 
-    # no AWS credentials anywhere: login reports it (exit 1), build-push stops before any work
+    # no AWS credentials anywhere: a configuration error, exit 2 for login as for build-push,
+    # which stops before any work
     login = run_release(config, "login", env=env)
-    assert login.returncode == 1
+    assert login.returncode == 2
     assert "no AWS credentials found" in login.stdout and "AWS_ACCESS_KEY_ID" in login.stdout
     push = run_release(config, "build-push", "1.0.0", env=env)
     assert push.returncode == 2 and "no AWS credentials found" in push.stderr

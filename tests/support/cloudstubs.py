@@ -288,8 +288,30 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(length).decode(errors="replace"))
         path = urllib.parse.urlsplit(self.path).path
+        if self.server.owner.raw_answer is not None:
+            self.server.owner.requests.append((path, {}))
+            return _send_raw(self, *self.server.owner.raw_answer)
         status, body = self.server.owner.handle(path, {k: v[0] for k, v in form.items()})
         self._send(status, body)
+
+
+def _send_raw(handler, status: int, body: str, content_type: str = "text/html") -> None:
+    """A non-JSON answer (what a proxy or load balancer in front of a token endpoint sends)."""
+    data = body.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+# An HTML error page as a proxy in front of a token endpoint sends it (30+ lines).
+PROXY_ERROR_PAGE = ("<!DOCTYPE html>\n<html>\n<head>\n"
+                    "<title>403 Forbidden - corporate proxy</title>\n"
+                    "<style>body { font-family: sans-serif; }</style>\n</head>\n<body>\n"
+                    + "".join(f"<p>policy line {i}: access to this site is blocked</p>\n"
+                              for i in range(30))
+                    + "</body>\n</html>\n")
 
 
 class _HTTPSStub:
@@ -298,6 +320,7 @@ class _HTTPSStub:
         self._server: _Server | None = None
         self.port = 0
         self.requests: list[tuple[str, dict]] = []
+        self.raw_answer: tuple[int, str] | None = None   # (status, body): answer this instead
 
     @property
     def url(self) -> str:
@@ -414,6 +437,9 @@ class _AcrHandler(_TokenHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = {k: v[0] for k, v in urllib.parse.parse_qs(
             self.rfile.read(length).decode(errors="replace")).items()}
+        if self.ts.raw_answer is not None:
+            self.ts.exchanges.append({k: v for k, v in form.items() if k != "access_token"})
+            return _send_raw(self, *self.ts.raw_answer)
         status, body = self.ts.exchange(form)
         self._send_json(status, body)
 
@@ -443,6 +469,7 @@ class AcrTokenServer(TokenServer):
         self.users[NULL_USER] = self.refresh_token
         self.exchanges: list[dict] = []
         self.echo = False               # put the refused access token in the error message
+        self.raw_answer: tuple[int, str] | None = None   # (status, body) for /oauth2/exchange
 
     def exchange(self, form: dict) -> tuple[int, dict]:
         self.exchanges.append({k: v for k, v in form.items() if k != "access_token"})

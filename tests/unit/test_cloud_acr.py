@@ -168,3 +168,36 @@ def test_audiences_per_cloud():
     assert acr.scopes_for("x.azurecr.io") == (acr.ACR_SCOPE, "https://management.azure.com/.default")
     assert acr.scopes_for("x.azurecr.cn")[1] == "https://management.chinacloudapi.cn/.default"
     assert acr.scopes_for("x.azurecr.us")[1] == "https://management.usgovcloudapi.net/.default"
+
+
+def test_azure_identitys_warning_is_silenced_and_our_message_says_what_failed(
+        tmp_path, monkeypatch, exchange_server, session_pki, caplog):
+    import logging
+
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))                  # no az at all
+    caplog.set_level(logging.INFO)
+    before = logging.getLogger("azure.identity").level
+    with pytest.raises(UsageError) as info:
+        credentials_for(reg(exchange_server, session_pki), env_for(tmp_path), cache=TokenCache())
+    azure = [r for r in caplog.records if r.name.startswith("azure")
+             and r.levelno >= logging.WARNING]
+    assert azure == [], [r.getMessage()[:80] for r in azure]
+    assert "Attempted credentials" not in caplog.text
+    assert "no Azure credentials (DefaultAzureCredential found none: AzureCliCredential: " \
+           in info.value.message
+    assert "\n" not in info.value.message
+    assert logging.getLogger("azure.identity").level == before        # restored
+
+
+def test_an_html_answer_from_the_exchange_is_summarised(tmp_path, az, exchange_server,
+                                                       session_pki):
+    from tests.support.cloudstubs import PROXY_ERROR_PAGE
+
+    exchange_server.raw_answer = (502, PROXY_ERROR_PAGE)
+    with pytest.raises(CloudAuthError) as info:
+        credentials_for(reg(exchange_server, session_pki), env_for(tmp_path), cache=TokenCache())
+    message = info.value.message
+    assert "answered HTTP 502 (an HTML page of" in message
+    assert "403 Forbidden - corporate proxy" in message
+    assert "policy line" not in message and "<" not in message.split("HTTP 502", 1)[1]
+    assert len(message) < 400

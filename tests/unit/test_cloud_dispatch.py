@@ -82,6 +82,44 @@ def test_ghcr(tmp_path):
     assert credentials_for(reg("ghcr", "ghcr.io"), env(tmp_path)).anonymous
 
 
+def _auths(host: str, user: str, password: str) -> dict:
+    return {"auths": {host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}
+
+
+def test_ghcr_an_explicit_docker_login_wins_over_gh_token(tmp_path):
+    gh = dict(GH_TOKEN="gho_cli_token_0000", GITHUB_ACTOR="octo")
+    # DOCKER_AUTH_CONFIG
+    e = env(tmp_path, **gh,
+            DOCKER_AUTH_CONFIG=json.dumps(_auths("ghcr.io", "octo", "ghp_pat_0000")))
+    creds = credentials_for(reg("ghcr", "ghcr.io"), e, cache=TokenCache())
+    assert (creds.password, creds.source) == ("ghp_pat_0000", "DOCKER_AUTH_CONFIG")
+    # the Docker config file (`docker login ghcr.io`)
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps(_auths("ghcr.io", "octo",
+                                                                       "ghp_login_0000")))
+    creds = credentials_for(reg("ghcr", "ghcr.io"), env(tmp_path, **gh), cache=TokenCache())
+    assert (creds.password, creds.source) == ("ghp_login_0000", "Docker config")
+    # GITHUB_TOKEN (Actions) and token_env keep their precedence over the Docker login
+    creds = credentials_for(reg("ghcr", "ghcr.io"),
+                            env(tmp_path, **gh, GITHUB_TOKEN="ghs_actions_0000"))
+    assert creds.password == "ghs_actions_0000"
+    creds = credentials_for(reg("ghcr", "ghcr.io", token_env="CR_PAT"),
+                            env(tmp_path, **gh, CR_PAT="ghp_named_0000"))
+    assert creds.password == "ghp_named_0000"
+    # without a Docker login for ghcr.io, GH_TOKEN is used
+    (tmp_path / "docker" / "config.json").write_text(json.dumps(_auths("other.io", "x", "y")))
+    creds = credentials_for(reg("ghcr", "ghcr.io"), env(tmp_path, **gh))
+    assert (creds.password, creds.method) == ("gho_cli_token_0000", "env GH_TOKEN")
+
+
+def test_ghcr_precedence_is_documented():
+    from pipeline.cloud import ghcr
+
+    doc = ghcr.__doc__
+    assert doc.index("token_env") < doc.index("GITHUB_TOKEN") < doc.index("docker login") \
+        < doc.index("GH_TOKEN")
+
+
 def test_gitlab_job_credentials(tmp_path):
     job = dict(CI_REGISTRY="registry.example.com:5050", CI_REGISTRY_USER="gitlab-ci-token")
     r = reg("gitlab", "registry.example.com:5050")
@@ -155,13 +193,51 @@ def test_quiet_logs_nests_and_restores():
 
 # -- release login's pieces -------------------------------------------------------------------
 
-def test_an_expired_token_fails_the_login_check_without_a_request():
+@pytest.fixture
+def basic_registry():
+    """A /v2/ endpoint that takes Basic AWS:pw-0000 (and counts the requests)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            good = "Basic " + base64.b64encode(b"AWS:pw-0000").decode()
+            status = 200 if self.headers.get("Authorization") == good else 401
+            self.send_response(status)
+            if status == 401:
+                self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_token_past_expiry_by_clock_skew_is_tried_before_being_refused(basic_registry):
     from pipeline.cloud.prove import prove
 
-    creds = Credentials("ECR", "AWS", "pw-0000", method="boto3",
-                        expires_at=datetime.now(timezone.utc) - timedelta(minutes=1))
-    proof = prove(reg("ecr", "127.0.0.1:9", region="us-east-1"), creds)
-    assert not proof.ok and "the token expired at" in proof.detail
+    host, seen = basic_registry
+    skewed = datetime.now(timezone.utc) - timedelta(minutes=3)
+    r = reg("ecr", host, region="us-east-1", insecure=True)
+    proof = prove(r, Credentials("ECR", "AWS", "pw-0000", method="boto3", expires_at=skewed))
+    assert proof.ok, proof.detail
+    assert "credentials accepted" in proof.detail and "check the clock" in proof.detail
+    assert any(seen)                                    # it was really sent
+
+    refused = prove(r, Credentials("ECR", "AWS", "old-0000", method="boto3", expires_at=skewed))
+    assert not refused.ok
+    assert "refused the credentials" in refused.detail and "the token expired at" in refused.detail
+    assert "clock" in refused.hint
 
 
 def test_docker_config_store_auths_helpers_and_docker_hub_key(tmp_path):
@@ -316,3 +392,180 @@ def test_help_and_config_loading_import_no_cloud_sdk(tmp_path):
         """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# -- release login / logout as commands -------------------------------------------------------
+
+LOGIN_CONFIG = """\
+image:
+  name: myapp
+registries:
+  - {name: gar, type: gcr, registry: europe-west1-docker.pkg.dev, repository: p/r/app}
+  - {name: hub, type: dockerhub, repository: me/app}
+  - {name: ghcr, type: ghcr, repository: me/app}
+"""
+
+
+@pytest.fixture
+def login_project(tmp_path, monkeypatch):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "release.yml").write_text(LOGIN_CONFIG)
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "DOCKER_AUTH_CONFIG", "GH_TOKEN",
+                 "GITHUB_TOKEN", "DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN", "RELEASE_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    from pipeline.cloud import CACHE
+    CACHE.clear()
+    yield tmp_path
+    CACHE.clear()
+
+
+def run_cli(project, *args):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    return CliRunner().invoke(cli, ["-c", str(project / "release.yml"), *args])
+
+
+@pytest.fixture
+def proofs_ok(monkeypatch):
+    from pipeline.cloud import prove as prove_mod
+
+    proved = []
+
+    def prove(registry, creds, **kw):
+        proved.append(registry.name)
+        return prove_mod.Proof(True, "credentials accepted")
+    monkeypatch.setattr(prove_mod, "prove", prove)
+    return proved
+
+
+def test_login_an_sdk_surprise_fails_that_registry_only(login_project, monkeypatch, proofs_ok):
+    import google.auth
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal SDK state went wrong\nsecond line of a long story")
+    monkeypatch.setattr(google.auth, "default", broken)
+    monkeypatch.setenv("DOCKERHUB_USERNAME", "me")
+    monkeypatch.setenv("DOCKERHUB_TOKEN", "dckr_pat_0000")
+    result = run_cli(login_project, "login", "--json")
+    assert result.exit_code == 1, result.output
+    entries = {e["name"]: e for e in json.loads(result.output)["registries"]}
+    assert list(entries) == ["gar", "hub", "ghcr"]                  # every registry shown
+    assert not entries["gar"]["ok"]
+    assert "unexpected error while getting credentials: RuntimeError: internal SDK state " \
+           "went wrong" in entries["gar"]["detail"]
+    assert "second line" not in entries["gar"]["detail"]
+    assert "RELEASE_DEBUG=1" in entries["gar"]["hint"]
+    assert entries["hub"]["ok"] and entries["ghcr"]["ok"]
+    assert proofs_ok == ["hub", "ghcr"]
+
+
+def test_login_configuration_errors_exit_2_with_every_registry_shown(login_project, proofs_ok):
+    (login_project / "release.yml").write_text(LOGIN_CONFIG.replace(
+        "{name: hub, type: dockerhub, repository: me/app}",
+        "{name: hub, type: dockerhub, repository: me/app, username_env: HUB_USER, "
+        "password_env: HUB_TOKEN}"))
+    result = run_cli(login_project, "login", "hub", "ghcr")
+    assert result.exit_code == 2, result.output
+    assert "environment variables HUB_USER and HUB_TOKEN are not set" in result.output
+    assert "ghcr " in result.output and "login failed for: hub" in result.output
+
+
+def test_docker_config_store_writes_through_a_symlink(tmp_path):
+    from pipeline.cloud import dockerconfig
+
+    real = tmp_path / "dotfiles" / "docker-config.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps({"auths": {"other.example": {"auth": "eDp5"}}}))
+    (tmp_path / "docker").mkdir()
+    link = tmp_path / "docker" / "config.json"
+    link.symlink_to(real)
+    where = dockerconfig.store("reg.example", Credentials("env", "me", "pw-link-0000"),
+                               env(tmp_path))
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    data = json.loads(real.read_text())
+    assert set(data["auths"]) == {"other.example", "reg.example"}
+    assert base64.b64decode(data["auths"]["reg.example"]["auth"]) == b"me:pw-link-0000"
+    assert where == str(link)
+    assert dockerconfig.erase("reg.example", env(tmp_path)) == [f"reg.example from {link}"]
+    assert link.is_symlink() and set(json.loads(real.read_text())["auths"]) == {"other.example"}
+
+
+def test_logout_removes_what_login_docker_config_stored(login_project, monkeypatch):
+    from pipeline.cloud import dockerconfig
+    from tests.support.cloudstubs import CliStub
+
+    e = {"DOCKER_CONFIG": str(login_project / "docker"), "PATH": str(login_project / "bin")}
+    dockerconfig.store("docker.io", Credentials("env", "me", "hub-pw-0000"), e)
+    dockerconfig.store("ghcr.io", Credentials("env", "octo", "ghcr-pw-0000"), e)
+    path = login_project / "docker" / "config.json"
+    data = json.loads(path.read_text())
+    data["auths"]["keep.example"] = {"auth": "eDp5"}
+    path.write_text(json.dumps(data))
+
+    result = run_cli(login_project, "logout", "hub")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"hub: removed https://index.docker.io/v1/ from {path}"
+    assert set(json.loads(path.read_text())["auths"]) == {"ghcr.io", "keep.example"}
+
+    result = run_cli(login_project, "logout")                 # all of release.yml's
+    assert result.exit_code == 0, result.output
+    assert "gar: nothing stored for europe-west1-docker.pkg.dev" in result.output
+    assert "hub: nothing stored for docker.io" in result.output
+    assert f"ghcr: removed ghcr.io from {path}" in result.output
+    assert set(json.loads(path.read_text())["auths"]) == {"keep.example"}
+
+    # a credential helper: its entry is erased
+    helper = CliStub(login_project / "bin", "docker-credential-pass", read_stdin=True)
+    helper.on(["get"], stdout=json.dumps({"ServerURL": "ghcr.io", "Username": "octo",
+                                          "Secret": "ghcr-pw-0000"}))
+    helper.on(["erase"])
+    path.write_text(json.dumps({"credsStore": "pass", "auths": {"ghcr.io": {}}}))
+    result = run_cli(login_project, "logout", "ghcr", "--json")
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.output)["registries"][0]
+    assert entry["removed"] == ["ghcr.io from docker-credential-pass"]
+    assert [r["argv"] for r in helper.records] == [["get"], ["erase"]]
+    assert helper.records[1]["stdin"].strip() == "ghcr.io"
+    assert json.loads(path.read_text())["auths"] == {}
+
+    result = run_cli(login_project, "logout", "nosuch")
+    assert result.exit_code == 2 and "no registry named nosuch" in result.output
+
+
+# -- short-lived tokens: refresh before a push, re-fetch once on a 401 --------------------------
+
+def test_expiring_and_refresh_forget_the_cached_token(tmp_path, monkeypatch):
+    import google.auth
+
+    from pipeline.cloud import expiring, refresh
+    from tests.support.cloudstubs import CliStub
+
+    now = datetime.now(timezone.utc)
+    assert expiring(Credentials("x", "u", "p", expires_at=now + timedelta(minutes=4)))
+    assert not expiring(Credentials("x", "u", "p", expires_at=now + timedelta(minutes=30)))
+    assert not expiring(Credentials("x", "u", "p"))                  # unknown: not guessed
+    assert expiring(Credentials("x", "u", "p", expires_at=now - timedelta(minutes=1)))
+
+    def no_adc(*args, **kwargs):
+        raise google.auth.exceptions.DefaultCredentialsError("none")
+    monkeypatch.setattr(google.auth, "default", no_adc)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    gcloud = CliStub(tmp_path / "bin", "gcloud").on(["auth", "print-access-token"],
+                                                    stdout="ya29.first-0000\n")
+    cache = TokenCache()
+    r = reg("gcr", "europe-west1-docker.pkg.dev")
+    e = env(tmp_path, PATH=str(tmp_path / "bin"))
+    first = credentials_for(r, e, cache=cache)
+    assert credentials_for(r, e, cache=cache) is first and len(gcloud.calls) == 1   # cached
+    gcloud.spec["rules"].clear()
+    gcloud.on(["auth", "print-access-token"], stdout="ya29.second-0000\n")
+    again = refresh(r, first, e, cache=cache)
+    assert again.password == "ya29.second-0000" and len(gcloud.calls) == 2
+    assert credentials_for(r, e, cache=cache) is again                   # the new one is kept
+    # credentials that do not come from a cloud come back the same
+    plain = reg("generic", "reg.example", username_env="U", password_env="P")
+    assert refresh(plain, Credentials("env U/P", "me", "pw-0000"),
+                   env(tmp_path, U="me", P="pw-0000")).password == "pw-0000"

@@ -3,6 +3,7 @@ credentials against a local HTTPS token endpoint, the gcloud fallback, and the e
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 
@@ -118,13 +119,83 @@ def test_gcloud_fallback_when_there_is_no_adc(tmp_path, no_adc):
     assert gcloud.calls == [["auth", "print-access-token"]]
 
 
-def test_gcloud_not_logged_in(tmp_path, no_adc):
+GCLOUD_NOT_LOGGED_IN = ("ERROR: (gcloud.auth.print-access-token) You do not currently have an "
+                        "active account selected.\nPlease run:\n\n  $ gcloud auth login\n\nto "
+                        "obtain new credentials.\n")
+
+
+def test_gcloud_not_logged_in_and_nothing_else_keeps_gclouds_first_line(tmp_path, no_adc):
+    CliStub(tmp_path / "bin", "gcloud").on(["auth"], exit=1, stderr=GCLOUD_NOT_LOGGED_IN)
+    e = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "docker")}
+    with pytest.raises(UsageError) as info:
+        credentials_for(reg(), e, cache=TokenCache())
+    message = info.value.message
+    assert "gcloud is not logged in (gcloud: ERROR: (gcloud.auth.print-access-token) You do " \
+           "not currently have an active account selected.)" in message
+    assert "no Google application default credentials" in message
+    assert f"no Docker login for {HOST} either" in message
+    assert "to obtain new credentials" not in message           # the first line only
+    assert "gcloud auth login" in info.value.hint
+
+
+def test_gcloud_not_logged_in_falls_back_to_docker_auth_config(tmp_path, no_adc):
+    gcloud = CliStub(tmp_path / "bin", "gcloud").on(["auth"], exit=1, stderr=GCLOUD_NOT_LOGGED_IN)
+    auth = base64.b64encode(b"oauth2accesstoken:ya29.from-ci-variable").decode()
+    e = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "docker"),
+         "DOCKER_AUTH_CONFIG": json.dumps({"auths": {HOST: {"auth": auth}}})}
+    creds = credentials_for(reg(), e, cache=TokenCache())
+    assert (creds.password, creds.source) == ("ya29.from-ci-variable", "DOCKER_AUTH_CONFIG")
+    assert gcloud.calls == [["auth", "print-access-token"]]
+
+
+def test_gcloud_not_logged_in_falls_back_to_the_docker_config(tmp_path, no_adc):
+    CliStub(tmp_path / "bin", "gcloud").on(["auth"], exit=1, stderr=GCLOUD_NOT_LOGGED_IN)
+    auth = base64.b64encode(b"_json_key:from-docker-login").decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {HOST: {"auth": auth}}}))
+    e = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "docker")}
+    creds = credentials_for(reg(), e, cache=TokenCache())
+    assert (creds.username, creds.password, creds.source) == \
+        ("_json_key", "from-docker-login", "Docker config")
+
+
+def test_gcloud_without_adc_support_not_logged_in_also_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(gcr, "_google", lambda: None)           # no google-auth: gcloud only
+    CliStub(tmp_path / "bin", "gcloud").on(["auth"], exit=1, stderr=GCLOUD_NOT_LOGGED_IN)
+    with pytest.raises(UsageError, match="gcloud is not logged in"):
+        credentials_for(reg(), {"PATH": str(tmp_path / "bin"),
+                                "DOCKER_CONFIG": str(tmp_path / "docker")}, cache=TokenCache())
+
+
+def test_a_gcloud_login_google_refuses_is_an_error_not_a_fallback(tmp_path, no_adc):
     CliStub(tmp_path / "bin", "gcloud").on(
-        ["auth"], exit=1, stderr="ERROR: (gcloud.auth.print-access-token) You do not currently "
-                                 "have an active account selected.\n")
+        ["auth"], exit=1, stderr="ERROR: (gcloud.auth.print-access-token) There was a problem "
+                                 "refreshing your current auth tokens: ('invalid_grant: Token "
+                                 "has been expired or revoked.')\nPlease run:\n\n  $ gcloud "
+                                 "auth login\n")
+    auth = base64.b64encode(b"oauth2accesstoken:stale-docker-login").decode()
+    e = {"PATH": str(tmp_path / "bin"), "DOCKER_CONFIG": str(tmp_path / "docker"),
+         "DOCKER_AUTH_CONFIG": json.dumps({"auths": {HOST: {"auth": auth}}})}
     with pytest.raises(CloudAuthError) as info:
-        credentials_for(reg(), {"PATH": str(tmp_path / "bin")}, cache=TokenCache())
-    assert "active account" in info.value.message and "gcloud auth login" in info.value.hint
+        credentials_for(reg(), e, cache=TokenCache())
+    assert "expired or revoked" in info.value.message and "gcloud auth login" in info.value.hint
+
+
+def test_an_html_answer_from_the_token_endpoint_is_summarised(tmp_path, token_server,
+                                                             monkeypatch):
+    from tests.support.cloudstubs import PROXY_ERROR_PAGE
+
+    key = make_service_account_key(tmp_path / "sa.json", token_uri=token_server.token_uri)
+    token_server.trust(key)
+    token_server.raw_answer = (403, PROXY_ERROR_PAGE)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa.json"))
+    with pytest.raises(CloudAuthError) as info:
+        credentials_for(reg(), {}, cache=TokenCache())
+    message = info.value.message
+    assert "Google refused the credentials" in message
+    assert "an HTML page of" in message and "403 Forbidden - corporate proxy" in message
+    assert "policy line" not in message and "<p>" not in message and "\n" not in message
+    assert len(message) < 400
 
 
 def test_nothing_at_all_says_what_was_tried(no_adc):
