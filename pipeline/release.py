@@ -97,6 +97,21 @@ class Releaser(PlatformSteps):
                 retry_max_delay=self.config.retry.max_delay, on_retry=on_retry)
         return self.clients[name]
 
+    def refresh_expiring(self, names=None) -> None:
+        """Short-lived cloud tokens (Artifact Registry 1 h, ACR ~3 h) fetched before a long
+        build may be close to expiry by the push: fetch them again now (within 5 minutes of
+        expiry), and give that registry a new client."""
+        from .cloud import expiring, refresh
+        for name in names or dict.fromkeys(t.registry for t in self.plan.targets):
+            creds = self.credentials.get(name)
+            if creds is None or not expiring(creds):
+                continue
+            self.credentials[name] = refresh(self.registries[name], creds, self.env)
+            client = self.clients.pop(name, None)
+            if client is not None:
+                client.close()
+            self.reporter.message(f"[{name}] its token was about to expire: fetched a new one")
+
     def preflight(self, names=None) -> None:
         """Before anything is built or pushed: prove every selected registry's credentials
         (push scope where the registry issues tokens), all at once, as `release login` does.
@@ -591,6 +606,7 @@ class Releaser(PlatformSteps):
             info = self.engine.require_inspect(self.plan.local_ref)
             image_id = info["Id"]
         report.image_id = image_id
+        self.refresh_expiring()          # a long build may have outlived a short-lived token
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:

@@ -122,6 +122,7 @@ class PlatformSteps:
         workdir = spool.make_dir("platforms")
         try:
             local = self._local_platforms(self.plan.platforms, build=build)
+            self.refresh_expiring()      # the builds may have outlived a short-lived token
             targets = list(self.plan.targets)
             ids = [image_id for _, _, image_id in local]
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
