@@ -91,10 +91,17 @@ class Releaser(PlatformSteps):
                     self._retries_shown[name] = attempt
                 self.reporter.retrying(name, what, attempt, redact(str(error)), wait)
 
+            def renew(name=name):
+                """A refused token (expired while we worked): ask its source once more."""
+                from .cloud import refresh
+                self.credentials[name] = refresh(self.registries[name], self.credentials[name],
+                                                 self.env)
+                return self.credentials[name]
+
             self.clients[name] = RegistryClient(
                 r.registry, self.credentials[name], ca_file=r.ca_file,
                 insecure=r.insecure, retry_attempts=self.config.retry.attempts,
-                retry_max_delay=self.config.retry.max_delay, on_retry=on_retry)
+                retry_max_delay=self.config.retry.max_delay, on_retry=on_retry, renew=renew)
         return self.clients[name]
 
     def refresh_expiring(self, names=None) -> None:

@@ -14,6 +14,7 @@ authentication details live in transport.py and auth.py, HTTP itself in http.py.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -53,8 +54,11 @@ class RegistryClient:
     def __init__(self, host: str, credentials: Credentials = ANONYMOUS, *, ca_file=None,
                  insecure: bool = False, timeout: float = 30.0, retry_attempts: int = 5,
                  retry_max_delay: float = 30.0, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[str, int, BaseException, float], None] | None = None):
-        """`sleep` and `on_retry(what, attempt, error, wait)` are hooks for tests and progress output."""
+                 on_retry: Callable[[str, int, BaseException, float], None] | None = None,
+                 renew: Callable[[], Credentials] | None = None):
+        """`sleep` and `on_retry(what, attempt, error, wait)` are hooks for tests and progress
+        output; `renew()` gives fresh credentials when the registry refuses these (a cloud token
+        that expired): tried once per client."""
         self.host = host
         self.credentials = credentials
         self.timeout = timeout
@@ -63,6 +67,9 @@ class RegistryClient:
         self._sleep = sleep
         self._on_retry = on_retry
         self._abandoned: BaseException | None = None
+        self._renew = renew
+        self._renewed = False
+        self._renew_lock = threading.Lock()
         try:
             verify = ssl_verify(ca_file or docker_certs_d_ca(host))
         except OSError as exc:
@@ -95,7 +102,34 @@ class RegistryClient:
 
     # -- plumbing ---------------------------------------------------------------------------
     def _run(self, what: str, fn, *args, **kwargs):
-        """fn(*args) under the host's concurrency limit, retried as a whole when transient."""
+        """fn(*args) under the host's concurrency limit, retried as a whole when transient;
+        refused credentials are renewed once (see `renew`) and the operation run again."""
+        try:
+            return self._attempts(what, fn, *args, **kwargs)
+        except RegistryAPIError as exc:
+            if not (exc.auth and self._renew_credentials()):
+                raise
+        return self._attempts(what, fn, *args, **kwargs)
+
+    def _renew_credentials(self) -> bool:
+        """New credentials from `renew`, once per client; True when they differ."""
+        with self._renew_lock:
+            if self._renew is None or self._renewed:
+                return False
+            self._renewed = True
+            try:
+                fresh = self._renew()
+            except Exception:       # noqa: BLE001 - the refusal the caller has says enough
+                return False
+            if fresh is None or (fresh.password, fresh.identity_token, fresh.registry_token) == (
+                    self.credentials.password, self.credentials.identity_token,
+                    self.credentials.registry_token):
+                return False
+            self.credentials = self._transport.credentials = fresh
+            self._transport.tokens = type(self._transport.tokens)()
+            return True
+
+    def _attempts(self, what: str, fn, *args, **kwargs):
         def before_sleep(state) -> None:
             if self._on_retry:
                 self._on_retry(what, state.attempt_number, state.outcome.exception(),

@@ -116,3 +116,60 @@ def test_a_web_page_on_v2_is_not_taken_for_a_registry():
             client.head_manifest("team/app", "1.0")
     finally:
         server.shutdown()
+
+
+def test_refused_credentials_are_renewed_once_and_the_operation_runs_again():
+    """A cloud token that expired while release worked: the registry answers 401, the client
+    asks `renew` once for fresh credentials and runs the operation again with them."""
+    import base64
+    import http.server
+    import threading
+
+    from pipeline.credentials import Credentials
+    from pipeline.registry.client import RegistryAPIError, RegistryClient
+
+    good = "Basic " + base64.b64encode(b"u:fresh-token").decode()
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != good:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="r"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b'{"name": "team/app", "tags": ["1.0"]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    asked = []
+
+    def renew(fresh="fresh-token"):
+        asked.append(1)
+        return Credentials("cloud", "u", fresh)
+    try:
+        client = RegistryClient(host, Credentials("cloud", "u", "expired-token"), retry_attempts=1,
+                                renew=renew)
+        assert client.list_tags("team/app") == ["1.0"]
+        assert len(asked) == 1 and client.credentials.password == "fresh-token"
+        # once per client: a second refusal is an error, not a loop
+        client.credentials = client._transport.credentials = Credentials("cloud", "u", "bad")
+        with pytest.raises(RegistryAPIError):
+            client.list_tags("team/app")
+        assert len(asked) == 1
+        # the same credentials again: no second attempt
+        same = RegistryClient(host, Credentials("cloud", "u", "expired-token"), retry_attempts=1,
+                              renew=lambda: Credentials("cloud", "u", "expired-token"))
+        with pytest.raises(RegistryAPIError):
+            same.list_tags("team/app")
+    finally:
+        server.shutdown()
