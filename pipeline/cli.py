@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import click
 
@@ -54,9 +55,13 @@ class ReleaseGroup(click.Group):
             from .spool import Terminated
             if isinstance(exc, Terminated):      # SIGTERM/SIGHUP: cleaned up like Ctrl-C
                 click.echo(f"terminated ({exc})", err=True)
-                ctx.exit(128 + exc.signum)
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
+                code = 128 + exc.signum
+            else:
+                click.echo("interrupted", err=True)
+                code = 130
+            global _EXIT_NOW
+            _EXIT_NOW = code            # main() leaves without waiting for worker threads
+            ctx.exit(code)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, BrokenPipeError):
             raise
         except Exception as exc:  # a bug: say so without a traceback that could carry a secret
@@ -323,11 +328,23 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
         ctx.exit(1)
 
 
+_EXIT_NOW: int | None = None
+
+
 def main() -> None:
     from .spool import terminate_like_interrupt
     terminate_like_interrupt()
     try:
         cli(prog_name="release")
+    except SystemExit:
+        if _EXIT_NOW is not None:
+            # Interrupted or terminated: every `finally` has run (spool removed, CLI children
+            # stopped). Uploads still in flight on worker threads go nowhere (no manifest names
+            # their blobs), so the interpreter does not wait for them at exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(_EXIT_NOW)
+        raise
     except BrokenPipeError:
         # `release registry tags local | head -1`: the reader left; that is not an error.
         # Point stdout at /dev/null so the interpreter's final flush does not fail again.
