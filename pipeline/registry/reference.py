@@ -98,6 +98,9 @@ def parse_reference(text: str) -> Reference:
     host, rest = _split_host(text)
     tag = None
     last = rest.rsplit("/", 1)[-1]
+    if last.count(":") > 1:
+        raise UsageError(f"invalid image reference '{original}': more than one ':' after the "
+                         f"name ('{last}')", hint="write NAME:TAG; a tag cannot contain ':'")
     if ":" in last:
         rest, tag = rest.rsplit(":", 1)
         tag = _check_tag(tag, original)

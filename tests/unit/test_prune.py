@@ -31,6 +31,9 @@ def test_never_deletes_a_digest_that_a_kept_tag_shares():
     assert plan.keep == ("1.0.1",)
     assert plan.deleted_tags == []          # 0.9.0 shares its digest with the floating tag 0.9
     assert set(plan.protected) >= {"1.0.0", "0.9.0", "0.9"}
+    assert plan.reasons["1.0.0"] == "shares its digest with kept tag 1.0.1"
+    assert plan.reasons["0.9.0"] == "shares its digest with kept tag 0.9"
+    assert plan.reasons["0.9"] == "not a version"
 
 
 def test_candidates_sharing_one_digest_are_deleted_together():
@@ -45,12 +48,32 @@ def test_match_limits_the_candidates():
     plan = plan_prune(tags, keep=0, match=r"^v")
     assert sorted(plan.deleted_tags) == ["v1.0.0", "v2.0.0"]
     assert "1.0.0-nightly.1" in plan.protected
+    assert plan.reasons == {"1.0.0-nightly.1": "does not match --match"}
 
 
 def test_keep_zero_and_negative():
     assert plan_prune({"1.0.0": d(1)}, keep=0).deleted_tags == ["1.0.0"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="keep must be >= 0"):
         plan_prune({}, keep=-1)
+
+
+def test_prerelease_order_decides_what_is_kept():
+    """rc.10 is above rc.2 (numbers, not strings), and `1` below `alpha` (SemVer 2.0.0 §11)."""
+    tags = {"1.0.0-rc.2": d(2), "1.0.0-rc.10": d(10), "1.0.0-rc.9": d(9)}
+    assert plan_prune(tags, keep=1).keep == ("1.0.0-rc.10",)
+    assert plan_prune(tags, keep=2).keep == ("1.0.0-rc.10", "1.0.0-rc.9")
+    plan = plan_prune({"1.0.0-1": d(1), "1.0.0-alpha": d(2)}, keep=1)
+    assert plan.keep == ("1.0.0-alpha",) and plan.deleted_tags == ["1.0.0-1"]
+
+
+def test_plan_values_are_frozen():
+    import dataclasses
+
+    from pipeline.prune import Deletion, ManifestLinks, PrunePlan
+    for value in (Deletion(d(1), ("1.0.0",)), PrunePlan(keep=(), protected=()), ManifestLinks()):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.extra = 1
+    assert hash(Deletion(d(1), ("1.0.0",))) == hash(Deletion(d(1), ("1.0.0",)))
 
 
 # -- closure over references (index children, subjects) ----------------------------------------

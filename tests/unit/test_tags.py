@@ -744,3 +744,257 @@ def test_latest_highest_votes_like_auto_and_marks_the_result():
     assert pre.tags == ["2.0.0-rc.1"] and not pre.latest_if_highest
     auto = derive_tags(rules, parse_flavor(["latest=auto"]), context_for_version("1.9.1"))
     assert not auto.latest_if_highest
+
+
+# -- SemVer precedence and limits (tags/semver.py) ---------------------------------------------
+
+def _order(*versions):
+    from pipeline.tags.semver import precedence
+    return sorted(versions, key=lambda t: precedence(parse_semver(t)))
+
+
+@pytest.mark.parametrize("low, high", [
+    ("1.0.0-rc.2", "1.0.0-rc.10"),        # numeric identifiers compare as numbers, not strings
+    ("1.0.0-1", "1.0.0-alpha"),           # numeric identifiers sort below alphanumeric ones
+    ("1.0.0-0", "1.0.0-alpha"),
+    ("1.0.0-alpha", "1.0.0-beta"),        # alphanumeric ones compare in ASCII order
+    ("1.0.0-alpha", "1.0.0-alpha.1"),     # a longer list of identifiers is higher
+    ("1.0.0-alpha.1", "1.0.0-alpha.beta"),
+    ("1.0.0-beta.11", "1.0.0-rc.1"),
+    ("1.0.0-rc.1", "1.0.0"),              # a release is above its prereleases
+    ("1.0.0-rc.99", "1.0.0"),
+    ("1.0.0", "1.0.1-alpha"),
+    ("0.9.9", "1.0.0-0"),
+    ("1.9.0", "1.10.0"),
+    ("1.0.9", "1.0.10"),
+    ("9.0.0", "10.0.0"),
+])
+def test_semver_precedence(low, high):
+    from pipeline.tags.semver import precedence
+    assert precedence(parse_semver(low)) < precedence(parse_semver(high))
+    assert _order(high, low) == [low, high]
+
+
+def test_semver_precedence_ignores_build_metadata_and_v():
+    from pipeline.tags.semver import precedence
+    assert precedence(parse_semver("1.2.3+build.5")) == precedence(parse_semver("v1.2.3+build.6"))
+    assert precedence(parse_semver("1.2.3")) == (1, 2, 3, (1,))
+
+
+def test_semver_spec_example_order():
+    # SemVer 2.0.0 §11's own example, shuffled
+    spec = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
+            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0"]
+    assert _order(*reversed(spec)) == spec
+    assert _order("1.0.0-2", "1.0.0-10", "1.0.0-1") == ["1.0.0-1", "1.0.0-2", "1.0.0-10"]
+
+
+def test_pre_key():
+    from pipeline.tags.semver import _pre_key
+    assert _pre_key("10") > _pre_key("2")
+    assert _pre_key("5") < _pre_key("alpha")
+    assert _pre_key("0") < _pre_key("alpha") < _pre_key("beta")
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("1.0.0-" + "a" * 250, True),              # 256 characters: node-semver's MAX_LENGTH
+    ("1.0.0-" + "a" * 251, False),             # 257
+    (f"{2**53 - 1}.0.0", True),                # Number.MAX_SAFE_INTEGER
+    (f"0.{2**53}.0", False),
+    (f"0.0.{2**53 - 2}", True),
+    (" 1.2.3 ", True),                         # node-semver trims
+    (None, False), (123, False),
+])
+def test_semver_limits(text, ok):
+    from pipeline.tags.semver import is_semver
+    assert is_semver(text) is ok
+    assert (parse_semver(text) is not None) is ok
+
+
+def test_semver_value_is_frozen_and_hashable():
+    import dataclasses
+    v = parse_semver("1.2.3-rc.1+b.2")
+    assert v.prerelease == ("rc", "1") and v.build == ("b", "2")
+    assert v.is_prerelease and not parse_semver("1.2.3").is_prerelease
+    assert parse_semver("1.2.3+b").version == "1.2.3" and parse_semver("1.2.3").build == ()
+    assert {v, parse_semver("1.2.3-rc.1+b.2")} == {v}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.major = 2
+
+
+# -- derive: globals, warnings, messages (issue 12: mutation testing) --------------------------
+
+def test_tag_result_latest_tag_and_defaults():
+    import dataclasses
+    assert TagResult("1.0.0", ["1.0.0", "1", "latest"], True).latest_tag == "latest"
+    assert TagResult("1.0.0", ["1.0.0", "1"], False).latest_tag is None
+    assert TagResult(None, [], True).latest_tag is None
+    result = TagResult("1.0.0", ["1.0.0"], False)
+    assert result.latest_if_highest is False and result.warnings == []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.latest = True
+
+
+@pytest.mark.parametrize("ctx, expected", [
+    (gh("refs/heads/master"), "x-true-false"),
+    (gh("refs/heads/dev", event=None), "x-false-true"),
+    (gh("refs/heads/dev", event="schedule"), "x-true-false"),
+    (TagContext(ref=None, event="schedule", now=NOW), "x-false-true"),
+    (gh("refs/tags/xmaster"), "x-false-true"),     # a tag push is not the default branch
+])
+def test_is_default_branch_globals(ctx, expected):
+    result = derive(["type=raw,value=x-{{is_default_branch}}-{{is_not_default_branch}}"], ctx)
+    assert result.tags == [expected]
+
+
+def test_missing_context_values_render_empty():
+    ctx = TagContext(ref=None, sha=None, now=NOW, base_ref="refs/heads/main")
+    assert derive(["type=raw,value=x{{branch}}{{tag}}{{sha}}{{base_ref}}"], ctx).tags == ["x"]
+
+
+@pytest.mark.parametrize("ref, base_ref, expected", [
+    ("refs/heads/feature", "refs/heads/main", "x-"),   # a branch push has no base_ref
+    ("refs/tags/v1", "refs/heads/main", "x-main"),
+    ("refs/pull/3/merge", "main", "x-main"),
+])
+def test_base_ref_only_for_pull_requests_and_tags(ref, base_ref, expected):
+    assert derive(["type=raw,value=x-{{base_ref}}"], gh(ref, base_ref=base_ref)).tags == [expected]
+
+
+def test_pep440_match_and_slash():
+    assert derive(["type=pep440,pattern={{version}},match=^rel-(.*)"], gh("refs/tags/rel-1.2")).tags == [
+        "1.2", "latest"]
+    assert derive(["type=pep440,pattern={{version}},value=1.0/1"], gh("refs/heads/x")).tags == [
+        "1.0.post1"]
+
+
+
+@pytest.mark.parametrize("match, tags, warning", [
+    ("^x(\\d.*)", ["1.2.3", "latest"], "match '^x(\\\\d.*)' does not match 'v1.2.3'; using it unchanged"),
+    ("v\\d", [], "match 'v\\\\d' has no group 1 for 'v1.2.3'"),
+    ("v(x)?1", [], "match 'v(x)?1' has no group 1 for 'v1.2.3'"),
+])
+def test_semver_match_warnings(match, tags, warning):
+    result = derive([f"type=semver,pattern={{{{version}}}},match={match}"], gh("refs/tags/v1.2.3"))
+    assert result.tags == tags
+    label = "tags[0] " + repr("type=semver,pattern={{version}},match=" + match)
+    assert result.warnings == [f"{label}: {warning}"]
+
+
+@pytest.mark.parametrize("line, ref, warning", [
+    ("type=semver,pattern={{version}}", "refs/tags/v1.2",
+     "tags[0] 'type=semver,pattern={{version}}': 'v1.2' is not a valid semver, no tag"),
+    ("type=pep440,pattern={{version}}", "refs/tags/vx",
+     "tags[0] 'type=pep440,pattern={{version}}': 'vx' does not conform to PEP 440, no tag"),
+    ("type=match,pattern=v(\\d)", "refs/tags/x",
+     "tags[0] 'type=match,pattern=v(\\\\d)': 'v(\\\\d)' does not match 'x'"),
+    ("type=match,pattern=v(\\d),group=2", "refs/tags/v1",
+     "tags[0] 'type=match,pattern=v(\\\\d),group=2': group 2 does not exist for 'v(\\\\d)'"),
+    ("type=match,pattern=v(\\d)(x)?,group=2", "refs/tags/v1",
+     "tags[0] 'type=match,pattern=v(\\\\d)(x)?,group=2': group 2 does not exist for 'v(\\\\d)(x)?'"),
+    ("type=raw,value=a,pattern=x", "refs/heads/x",
+     "tags[0] 'type=raw,value=a,pattern=x': attribute 'pattern' is not used by type=raw"),
+])
+def test_rule_warnings_are_exact(line, ref, warning):
+    assert derive([line], gh(ref)).warnings == [warning]
+
+
+@pytest.mark.parametrize("ref", ["refs/pull/12/merge", "refs/pull/12"])
+def test_pr_ref_with_or_without_merge(ref):
+    assert derive(["type=ref,event=pr"], gh(ref)).tags == ["pr-12"]
+
+
+def test_semver_prerelease_and_build_values():
+    tags = derive(["type=semver,pattern={{major}}-{{prerelease}}-{{build}}"], gh("refs/tags/v1.2.3+b.5.6")).tags
+    assert tags == ["1--b-5-6", "latest"]            # build identifiers joined with ','
+    assert derive(["type=semver,pattern={{raw}}"], gh("refs/tags/v1.2.3-rc.1+b.5")).tags == [
+        "v1.2.3-rc.1-b.5"]
+
+
+@pytest.mark.parametrize("value, hint", [
+    ("a" * 128, None),
+    ("a" * 129, "the tag is 129 characters long; shorten the value or use another rule"),
+    ("-" + "a" * 127, "add a prefix (prefix=v) or change the value so the tag starts with a letter or digit"),
+])
+def test_invalid_tag_hints(value, hint):
+    line = f"type=raw,value={value}"
+    if hint is None:
+        assert derive([line], gh("refs/heads/x")).tags == [value]
+        return
+    with pytest.raises(TagRuleError) as err:
+        derive([line], gh("refs/heads/x"))
+    assert err.value.hint == hint
+    assert err.value.section == "tags" and err.value.index == 0
+    assert err.value.message == (f"{line!r} produced {value!r}, which is not a valid tag: must start "
+                                 "with a letter, digit or '_' and be at most 128 characters")
+
+
+def test_enable_template_giving_something_else_is_an_error():
+    with pytest.raises(TagRuleError) as err:
+        derive(["type=raw,value=a,enable={{branch}}"], gh("refs/heads/x"))
+    assert err.value.message == ("'type=raw,value=a,enable={{branch}}': enable gave 'x', expected true "
+                                 "or false")
+    assert err.value.section == "tags" and err.value.index == 0
+
+
+def test_template_errors_at_derive_time_name_the_rule():
+    # parse_tag_rule checks templates, so a broken one reaches derive_tags only past it
+    rule = parse_tag_rule("type=raw,value=a", 0)
+    rule.attrs["value"] = "{{oops"
+    with pytest.raises(TagRuleError) as err:
+        derive_tags([rule], parse_flavor([]), gh("refs/heads/x"))
+    assert err.value.message == "'type=raw,value=a': unclosed '{{' in '{{oops'"
+    assert err.value.section == "tags" and err.value.index == 0
+
+
+def test_a_rule_that_produces_nothing_is_skipped():
+    assert derive(["type=raw,value={{tag}}", "type=raw,value=b"], gh("refs/heads/x")).tags == ["b"]
+
+
+def test_invalid_latest_with_onlatest_prefix_is_a_flavor_error():
+    with pytest.raises(TagRuleError) as err:
+        derive(["type=raw,value=a,prefix="], gh("refs/heads/x"), ["latest=true", "prefix=-,onlatest=true"])
+    assert err.value.message == ("the latest tag (flavor prefix/suffix with onlatest=true) produced "
+                                 "'-latest', which is not a valid tag: must start with a letter, digit "
+                                 "or '_' and be at most 128 characters")
+    assert err.value.section == "flavor"
+
+
+SEMVER_HELP_TEXT = ("use MAJOR.MINOR.PATCH with an optional -prerelease and +build, e.g. 1.2.0, v1.2.3 "
+                    "or 1.3.0-rc.1 (a leading lower-case v is allowed; 'V' is not)")
+
+
+@pytest.mark.parametrize("version, rules, message", [
+    ("rel/1.2.3", ["type=semver,pattern={{version}}"],
+     "version 'rel/1.2.3' (read as 'rel-1.2.3' by tags[0] 'type=semver,pattern={{version}}') is not "
+     "a semantic version: " + SEMVER_HELP_TEXT),
+    ("x1.2", ["type=pep440,pattern={{version}}"],
+     "version 'x1.2' is not a PEP 440 version: use a PEP 440 version, e.g. 1.2, 1.2.3, 1.3.0rc1, "
+     "1.2.post1 or 1.3.dev4 (a leading v is allowed)"),
+    ("va", ["type=semver,pattern={{version}},match=^v(.)"],
+     "version 'va' (read as 'a' by tags[0] 'type=semver,pattern={{version}},match=^v(.)') is not a "
+     "semantic version: " + SEMVER_HELP_TEXT),
+    ("a..b", [], "version 'a..b' cannot name a git tag: '..', '@{' and '//' are not allowed"),
+])
+def test_release_version_messages(version, rules, message):
+    with pytest.raises(UsageError) as err:
+        validate_release_version(version, parse_tag_rules(rules))
+    assert err.value.message == message
+
+
+@pytest.mark.parametrize("version, match", [
+    ("x1.2.3", "^x(.*)"),       # the group is what the rule reads
+    ("v1.2.3", "^q(.*)"),       # no match: the version as given
+    ("v1.2.3", "^v"),           # no group: the version as given
+    ("v1.2.3", "^v(x)?"),       # group 1 did not take part
+])
+def test_release_version_match_reads_group_one(version, match):
+    validate_release_version(version, parse_tag_rules([f"type=semver,pattern={{{{version}}}},match={match}"]))
+
+
+@pytest.mark.parametrize("version", ["  ", None, 5])
+def test_release_version_must_not_be_empty(version):
+    with pytest.raises(UsageError) as err:
+        validate_release_version(version, [])
+    assert err.value.message == "the version must not be empty"
+    assert err.value.hint == SEMVER_HELP_TEXT
