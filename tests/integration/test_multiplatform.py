@@ -194,6 +194,23 @@ def test_split_build_then_merge(tmp_path, docker_engine, plain_registry, make_re
     assert whole.returncode == 0, whole.stdout + whole.stderr
     assert json.loads(whole.stdout)["digest"] == digest
 
+    # A merge of other images under the released version is refused (nothing moves), unless
+    # --force.
+    (tmp_path / "app" / "payload.txt").write_text(f"changed {uuid.uuid4()}")
+    amd = run_release(config, "build-push", "2.0.0", "--platform", "linux/amd64", "--push-by-digest",
+                      "--metadata-file", str(meta / "job-amd64" / "linux-amd64.json"), "-q")
+    assert amd.returncode == 0, amd.stdout + amd.stderr
+    refused = run_release(config, "manifest", "merge", "2.0.0", "--from-metadata", str(meta))
+    assert refused.returncode == 1
+    assert "version 2.0.0 is already released as another image" in refused.stderr
+    for reg in (plain_registry, other):
+        assert {reg.manifest_digest(repo, t) for t in tags} == {digest}
+    forced = run_release(config, "manifest", "merge", "2.0.0", "--from-metadata", str(meta),
+                         "--force", "--json")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert json.loads(forced.stdout)["digest"] != digest
+    assert plain_registry.manifest_digest(repo, "2.0.0") == json.loads(forced.stdout)["digest"]
+
 
 def test_a_registry_down_moves_no_floating_tag_and_a_rerun_finishes(tmp_path, docker_engine,
                                                                     plain_registry, make_registry,
