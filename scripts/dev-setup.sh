@@ -12,9 +12,13 @@
 #    be pulled on a machine without Docker Hub), then
 #    .venv/bin/release -c examples/release.yml build-push 1.0.0
 #
-# Idempotent: run it again and it reuses the venv, the engine and the registry.
+# Idempotent: run it again and it reuses the venv, the engine and the registry; the same
+# commit releases the same image again ("already there"). From another commit the image
+# differs (its revision label), and release refuses to replace a released version: give
+# another one with VERSION=1.0.1, or start from an empty registry (rm -r $STATE_DIR/registry).
 # Stop what it started:  kill "$(cat /tmp/release-dev/dockerd.pid)" "$(cat /tmp/release-dev/registry.pid)"
 # Env: STATE_DIR (default /tmp/release-dev), SKIP_APT=1 (packages already there),
+#      VERSION (default 1.0.0),
 #      SKIP_RELEASE=1 (set everything up but do not run `release`).
 set -euo pipefail
 
@@ -134,5 +138,6 @@ for bb in /bin/busybox /usr/bin/busybox; do
     [[ -x $bb ]] && { install -m 0755 "$bb" examples/busybox; break; }
 done
 [[ -x examples/busybox ]] || die "busybox not found (apt-get install busybox-static)"
-log ".venv/bin/release -c examples/release.yml build-push 1.0.0"
-exec .venv/bin/release -c examples/release.yml build-push 1.0.0
+VERSION=${VERSION:-1.0.0}
+log ".venv/bin/release -c examples/release.yml build-push $VERSION"
+exec .venv/bin/release -c examples/release.yml build-push "$VERSION"
