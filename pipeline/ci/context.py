@@ -149,14 +149,35 @@ def extras_for(config) -> list[str]:
     return sorted(wanted[t] for t in logins if t in wanted)
 
 
-def with_extras(spec: str, extras: list[str]) -> str:
-    """`.` -> `.[aws]`; `release-pipeline==1.0` -> `release-pipeline[aws]==1.0`."""
-    if not extras or "[" in spec:
+def with_extras(spec: str, extras: list[str], package: str = "release-pipeline") -> str:
+    """The install spec with the cloud extras, valid for pip in each form it can take:
+
+    `.` -> `.[aws]`; `./vendor/release/` -> `./vendor/release[aws]`;
+    `release-pipeline==1.0` -> `release-pipeline[aws]==1.0`;
+    `release-pipeline @ https://x/r.whl` -> `release-pipeline[aws] @ https://x/r.whl`;
+    `git+https://host/r.git@v1` -> `release-pipeline[aws] @ git+https://host/r.git@v1`
+    (PEP 508: a URL gets its extras through a named direct reference)."""
+    spec = spec.strip()
+    if not extras:
         return spec
-    m = re.match(r"^([A-Za-z0-9._-]+|\.)(.*)$", spec)
+    extra = f"[{','.join(extras)}]"
+    name, at, url = spec.partition(" @ ")
+    if at:                                            # name @ URL
+        if "[" in name:
+            return spec
+        return f"{name.strip()}{extra} @ {url.strip()}"
+    if "://" in spec or spec.startswith(("git+", "hg+", "svn+", "bzr+")):   # a bare URL / VCS
+        return f"{package}{extra} @ {spec}"
+    if spec.startswith((".", "/", "~")) or "/" in spec or spec.endswith((".whl", ".tar.gz", ".zip")):
+        if spec.endswith("]"):
+            return spec
+        return spec.rstrip("/") + extra                 # a local directory or archive
+    if "[" in spec:
+        return spec
+    m = re.match(r"^([A-Za-z0-9._-]+)(.*)$", spec)
     if not m:
         return spec
-    return f"{m.group(1)}[{','.join(extras)}]{m.group(2)}"
+    return f"{m.group(1)}{extra}{m.group(2)}"
 
 
 # ---------------------------------------------------------------------------- tag triggers

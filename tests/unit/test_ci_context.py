@@ -121,6 +121,30 @@ def test_extras_and_install_spec():
     assert with_extras(".", []) == "."
 
 
+@pytest.mark.parametrize("spec, expected", [
+    ("git+https://example.com/acme/release.git@v1.2.3",
+     "release-pipeline[aws,gcp] @ git+https://example.com/acme/release.git@v1.2.3"),
+    ("https://example.com/dist/release_pipeline-1.0-py3-none-any.whl",
+     "release-pipeline[aws,gcp] @ https://example.com/dist/release_pipeline-1.0-py3-none-any.whl"),
+    ("release-pipeline @ https://example.com/r.whl", "release-pipeline[aws,gcp] @ https://example.com/r.whl"),
+    ("release-pipeline[aws] @ https://example.com/r.whl", "release-pipeline[aws] @ https://example.com/r.whl"),
+    ("./vendor/release/", "./vendor/release[aws,gcp]"),
+    ("vendor/release", "vendor/release[aws,gcp]"),
+    ("/opt/release", "/opt/release[aws,gcp]"),
+    ("dist/release_pipeline-1.0-py3-none-any.whl", "dist/release_pipeline-1.0-py3-none-any.whl[aws,gcp]"),
+    ("release-pipeline>=1,<2", "release-pipeline[aws,gcp]>=1,<2"),
+])
+def test_extras_go_where_pip_accepts_them_for_every_kind_of_spec(spec, expected):
+    """Issue 13: URL, VCS and path specs came out as git[aws]+https://... and .[aws]/vendor."""
+    from packaging.requirements import Requirement
+    got = with_extras(spec, ["aws", "gcp"])
+    assert got == expected
+    if got.startswith("release-pipeline"):           # named: a valid PEP 508 requirement
+        req = Requirement(got)
+        assert req.name == "release-pipeline"
+        assert req.extras == ({"aws"} if spec.startswith("release-pipeline[aws]") else {"aws", "gcp"})
+
+
 REGISTRIES = """\
   - {name: local, registry: "localhost:5000", repository: team/app}
   - {name: corp, registry: registry.example.com, repository: team/app}
