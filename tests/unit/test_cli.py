@@ -142,3 +142,26 @@ def test_bad_registry_references_are_usage_errors_before_any_request(project, re
     result = run(project, "registry", "inspect", ref)
     assert result.exit_code == 2
     assert phrase in result.output
+
+
+def test_shell_completion_lists_lazy_commands_and_options():
+    """click's completion, documented in the README: lazy command groups complete too."""
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(cword),
+               "_RELEASE_COMPLETE": "bash_complete"}
+        out = subprocess.run([sys.executable, "-m", "pipeline"], env=env, capture_output=True,
+                             text=True, timeout=30).stdout
+        return [line.split(",", 1)[1] for line in out.splitlines() if "," in line]
+
+    assert "build-push" in complete("release bu", 1)
+    assert {"catalog", "tags", "inspect", "delete", "up"} <= set(complete("release registry ", 2))
+    assert complete("release build-push 1.0.0 --cache", 3) == ["--cache-from", "--cache-to"]
+    for shell in ("bash", "zsh", "fish"):
+        script = subprocess.run([sys.executable, "-m", "pipeline"], capture_output=True, text=True,
+                                env={**os.environ, "_RELEASE_COMPLETE": f"{shell}_source"},
+                                timeout=30).stdout
+        assert "_RELEASE_COMPLETE" in script
