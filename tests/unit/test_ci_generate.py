@@ -178,11 +178,23 @@ def test_every_generated_file_passes_the_schemas(shapes, matrix_shapes):
     github = [p / ".github/workflows/release.yml" for p in projects]
     gitlab = [p / ".gitlab-ci.yml" for p in projects]
     github.append(ROOT / ".github/workflows/release.yml")
+    github.append(ROOT / ".github/workflows/test.yml")       # this repository's own tests
     gitlab.append(ROOT / ".gitlab-ci.yml")
     result = check_jsonschema("vendor.github-workflows", github)
     assert result["status"] == "ok", result
     result = check_jsonschema("vendor.gitlab-ci", gitlab, "--data-transform", "gitlab-ci")
     assert result["status"] == "ok", result
+
+
+def test_this_repository_runs_its_tests_and_the_drift_check_in_ci():
+    """The README says CI runs the test command and `release ci generate all --check`."""
+    import yaml
+    workflow = yaml.safe_load((ROOT / ".github/workflows/test.yml").read_text())
+    runs = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
+    assert any("bash .ci/run" in r for r in runs)
+    assert any(r.strip() == ".venv/bin/release ci generate all --check" for r in runs)
+    assert workflow["permissions"] == {"contents": "read"}
+    assert all("${{" not in r for r in runs)
 
 
 def test_the_validator_does_catch_a_broken_workflow(shapes, tmp_path):
