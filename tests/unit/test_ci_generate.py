@@ -186,6 +186,16 @@ def test_every_generated_file_passes_the_schemas(shapes, matrix_shapes):
     assert result["status"] == "ok", result
 
 
+def test_one_release_at_a_time_per_repository(shapes, matrix_shapes):
+    """Issue 13: tags v1.2.3 and v1.3.0 pushed together raced to move `latest` and `1`. The job
+    that moves tags runs one at a time per repository, queued, never cancelled."""
+    for _, github, gitlab in [*shapes.values(), *matrix_shapes.values()]:
+        wf, ci = load(github), load(gitlab)
+        assert wf["jobs"]["release"]["concurrency"] == {
+            "group": "release-${{ github.repository }}", "cancel-in-progress": False}
+        assert ci["release"]["resource_group"] == "release"
+
+
 def test_this_repository_runs_its_tests_and_the_drift_check_in_ci():
     """The README says CI runs the test command and `release ci generate all --check`."""
     import yaml
