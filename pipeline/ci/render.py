@@ -49,6 +49,20 @@ def yaml_scalar(value) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def yaml_text(value) -> str:
+    """A command line or a name as a YAML scalar: plain when YAML reads it back unchanged as a
+    mapping value or list item (the usual case, and what people write), else double-quoted:
+    a path from release.yml with ` #` or `: ` in it would otherwise cut the line short."""
+    text = str(value)
+    if text and "\n" not in text and text == text.strip():
+        try:
+            if yaml.safe_load(f"k: {text}") == {"k": text} and yaml.safe_load(f"- {text}") == [text]:
+                return text
+        except yaml.YAMLError:
+            pass
+    return json.dumps(text, ensure_ascii=False)
+
+
 def single_quoted(value) -> str:
     """A YAML single-quoted scalar: backslashes stay as they are (regexes read well)."""
     text = str(value)
@@ -100,7 +114,7 @@ def environment(templates: Path | None = None):
         comment_start_string="[#", comment_end_string="#]",
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined, autoescape=False)
-    env.filters.update(yq=yaml_scalar, sq=single_quoted, sh=shlex.quote, gh=github_value, gl=gitlab_shell,
+    env.filters.update(yq=yaml_scalar, yt=yaml_text, sq=single_quoted, sh=shlex.quote, gh=github_value, gl=gitlab_shell,
                        json=lambda v: json.dumps(v, ensure_ascii=False))
     return env
 

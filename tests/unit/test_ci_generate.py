@@ -818,3 +818,32 @@ def test_no_cache_leaves_the_cache_out(tmp_path):
     assert generate(project, "all", "--no-cache", "--check").exit_code == 0
     result = generate(project, "github", "--check")
     assert result.exit_code == 1 and "+      - name: Set up Docker Buildx" in result.output
+
+
+def test_a_config_path_with_yaml_syntax_stays_whole_in_every_command(tmp_path):
+    """Issue 13: a config path with ` #` was shell-quoted but not YAML-quoted, so YAML read the
+    rest of the line as a comment and the step silently ran without it."""
+    import shlex
+    project = write_project(tmp_path / "p", ["generic"])
+    odd = project / "deploy #1: prod"
+    odd.mkdir()
+    text = (project / "release.yml").read_text().replace("context: app", "context: ../app")
+    (odd / "release.yml").write_text(text)
+    (project / "release.yml").unlink()
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        result = CliRunner().invoke(cli, ["-c", "deploy #1: prod/release.yml", "ci", "generate", "all"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    wf = load((project / ".github/workflows/release.yml").read_text())
+    ci = load((project / ".gitlab-ci.yml").read_text())
+    runs = [step["run"] for job in wf["jobs"].values() for step in job["steps"]
+            if "release" in step.get("run", "") and "pipx" not in step.get("run", "")]
+    runs += [line for job in ci.values() if isinstance(job, dict)
+             for line in job.get("script", []) if line.startswith("release")]
+    assert len(runs) >= 4
+    for run in runs:
+        assert shlex.split(run)[:3] == ["release", "-c", "deploy #1: prod/release.yml"], run
+    assert "Check deploy #1: prod/release.yml" in [s.get("name") for s in wf["jobs"]["build"]["steps"]]
