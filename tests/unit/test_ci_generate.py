@@ -680,7 +680,7 @@ def test_gitlab_parallel_matrix_and_merge(matrix_shapes, shape):
                and not script.startswith(("printf", "export", "cat")) for line in shell(script, env)]
         arch = GITLAB_QEMU[platform]
         assert ran == ([f"docker run --privileged --rm tonistiigi/binfmt:latest --install {arch}"] if arch
-                       else []), platform
+                       else []) + ["release tags v1.2.3"], platform      # QEMU, then the tag gate
         (line,) = shell(command, env)
         slug = platform.replace("/", "-")
         assert line == (f"release build-push v1.2.3 --platform {platform} --push-by-digest "
@@ -847,3 +847,27 @@ def test_a_config_path_with_yaml_syntax_stays_whole_in_every_command(tmp_path):
     for run in runs:
         assert shlex.split(run)[:3] == ["release", "-c", "deploy #1: prod/release.yml"], run
     assert "Check deploy #1: prod/release.yml" in [s.get("name") for s in wf["jobs"]["build"]["steps"]]
+
+
+def test_a_tag_the_rules_reject_fails_in_seconds(shapes, matrix_shapes, tmp_path):
+    """Issue 13: GitHub's tag glob starts releases for tags `release tags` rejects (v1.2.3foo).
+    Every job that releases checks the tag first, before any login or build."""
+    for _, github, gitlab in [*shapes.values(), *matrix_shapes.values()]:
+        wf, ci = load(github), load(gitlab)
+        for name in ("release", "platform"):
+            job = wf["jobs"].get(name)
+            if job is None or name == "release" and "platform" in wf["jobs"]:
+                continue                     # the merge job builds nothing: the legs checked
+            runs = [s.get("run", "") or s.get("uses", "") for s in job["steps"]]
+            gate = runs.index('release tags "$VERSION"')
+            assert all(i > gate for i, r in enumerate(runs) if "build-push" in r or "login" in r)
+        job = ci["platform"] if "platform" in ci else ci["release"]
+        assert job["script"].index('release tags "$CI_COMMIT_TAG"') < len(job["script"]) - 1
+    project = write_project(tmp_path / "p", ["generic"])
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        rejected = CliRunner().invoke(cli, ["tags", "v1.2.3foo"])
+    finally:
+        os.chdir(cwd)
+    assert rejected.exit_code == 2
