@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import ReleaseError, UsageError
+from .errors import UsageError
 from .platforms import Platform, PlatformError, parse_platform
 from .registry.digest import is_digest
 from .registry.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST

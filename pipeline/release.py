@@ -26,7 +26,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from datetime import datetime, timezone
-from pathlib import Path
 
 from . import spool
 from . import credentials as creds_mod

@@ -98,8 +98,8 @@ def choose_route(builder: str, *, engine_version: dict, secrets: bool, cache_ent
     if buildx_entries:
         raise UsageError(f"{' and '.join(e.text for e in buildx_entries)} needs docker buildx, "
                          f"which is not installed",
-                         hint=f"install the buildx plugin, or use an image reference as "
-                              f"cache_from (inline cache, no buildx needed)")
+                         hint="install the buildx plugin, or use an image reference as "
+                              "cache_from (inline cache, no buildx needed)")
     if cli is not None and cli.legacy_buildkit:
         return Route(LEGACY_CLI, cli, note=f"{' and '.join(needs)}: building through "
                                            f"{cli.path} {cli.version} (DOCKER_BUILDKIT=1)")

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 from .. import redact
-from ..errors import ReleaseError, UsageError
+from ..errors import ReleaseError
 
 CLI_TIMEOUT = 60.0
 

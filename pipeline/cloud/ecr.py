@@ -51,8 +51,8 @@ _HOST_RE = re.compile(
     rf"^(?P<account>[0-9]{{12}})\.(?P<service>dkr\.ecr|dkr-ecr)(?P<fips>-fips)?\."
     rf"(?P<region>{REGION_PATTERN})\.(?P<suffix>{_SUFFIX_RE})$")
 # Loose: something that was meant to be an ECR host (for a precise message).
-_LOOSE_RE = re.compile(rf"^(?P<account>[^.]+)\.(?P<service>dkr[.-]ecr)(?P<fips>-fips)?\."
-                       rf"(?P<region>[^.]+)\.(?P<suffix>.+)$")
+_LOOSE_RE = re.compile(r"^(?P<account>[^.]+)\.(?P<service>dkr[.-]ecr)(?P<fips>-fips)?\."
+                       r"(?P<region>[^.]+)\.(?P<suffix>.+)$")
 
 EXAMPLE = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 CREDS_HINT = ("set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE "
@@ -109,7 +109,7 @@ def parse_host(host: str) -> EcrHost:
     if region.startswith("eusc-") != (suffix == "amazonaws.eu"):
         raise HostError(f"region {region} and domain {suffix} do not belong together "
                         "(the European Sovereign Cloud is eusc-* under amazonaws.eu)",
-                        f"e.g. 123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu")
+                        "e.g. 123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu")
     return EcrHost(host, m["account"], region, fips=bool(m["fips"]),
                    dualstack=m["service"] == "dkr-ecr")
 

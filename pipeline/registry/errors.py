@@ -199,9 +199,9 @@ def tls_failure(exc: BaseException | None, host: str | None = None) -> tuple[str
         elif source:
             message = (f"{head}: {what}; trusted were the system CAs and Docker's "
                        f"{source[1]}{openssl}")
-            hint = (f"that certs.d ca.crt did not sign the registry's certificate: replace it "
-                    f"with the CA that issued it, or set `ca_file: path/to/ca.crt` on this "
-                    f"registry in release.yml")
+            hint = ("that certs.d ca.crt did not sign the registry's certificate: replace it "
+                    "with the CA that issued it, or set `ca_file: path/to/ca.crt` on this "
+                    "registry in release.yml")
         else:
             certs_d = DOCKER_CERTS_D / (host or server) / "ca.crt"
             message = (f"{head}: {what}; only the system CAs were trusted (no ca_file in "

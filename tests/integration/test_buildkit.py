@@ -478,7 +478,7 @@ def test_a_base_image_behind_a_login_is_pulled_with_release_credentials(
     base = f"{auth_tls_registry.host}/{base_repo}:1"
     app = tmp_path / "app"
     app.mkdir()
-    (app / "Dockerfile").write_text(f"ARG BASE=nothing\nFROM ${{BASE}}\n"
+    (app / "Dockerfile").write_text("ARG BASE=nothing\nFROM ${BASE}\n"
                                     "RUN cp /base.txt /copy.txt\nCMD [\"cat\", \"/copy.txt\"]\n")
     config = tmp_path / "release.yml"
     config.write_text(f"image:\n  name: bk-base-{uuid.uuid4().hex[:8]}\n  context: app\n"

@@ -424,7 +424,7 @@ def test_catastrophic_regexes_are_refused_at_load_naming_the_rule_line(tmp_path,
                                        f"registries:")
     err = error_of(tmp_path, text)
     assert (err.line, err.col) == (5, 5)
-    assert err.message.startswith(f"tags[1]: regular expression ")
+    assert err.message.startswith("tags[1]: regular expression ")
     assert "can backtrack catastrophically" in err.message
     assert "nested quantifiers" in err.hint or "quantifier" in err.hint
 
