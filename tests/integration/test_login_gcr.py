@@ -94,15 +94,22 @@ def test_gcloud_fallback_login_and_push(tmp_path, docker_engine, make_registry, 
         assert_no_leak(proc, token, user="oauth2accesstoken")
 
 
-def test_google_refusing_the_key_fails_the_login_with_a_hint(tmp_path, make_registry, google,
-                                                             session_pki, repo):
+def _key_file_project(tmp_path, make_registry, google, session_pki, repo):
+    """(key, release.yml, env): a service-account key Google's stand-in trusts, a TLS registry
+    taking the token Google issues, and an offline environment that points at the key."""
     key = make_service_account_key(tmp_path / "sa.json", token_uri=google.token_uri)
     google.trust(key)
-    google.refuse = True
     reg = make_registry(auth=("oauth2accesstoken", google.access_token), tls=True)
     config = write_project(tmp_path, gcr_entry(reg, repo))
     env = offline_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "sa.json"),
                       REQUESTS_CA_BUNDLE=str(session_pki.ca_cert))
+    return key, config, env
+
+
+def test_google_refusing_the_key_fails_the_login_with_a_hint(tmp_path, make_registry, google,
+                                                             session_pki, repo):
+    google.refuse = True
+    key, config, env = _key_file_project(tmp_path, make_registry, google, session_pki, repo)
     login = run_release(config, "login", env=env)
     assert login.returncode == 1
     assert "Google refused the credentials" in login.stdout and "invalid_grant" in login.stdout
@@ -183,13 +190,8 @@ def test_an_html_page_from_the_token_endpoint_is_summarised(tmp_path, make_regis
                                                            session_pki, repo):
     from tests.support.cloudstubs import PROXY_ERROR_PAGE
 
-    key = make_service_account_key(tmp_path / "sa.json", token_uri=google.token_uri)
-    google.trust(key)
     google.raw_answer = (403, PROXY_ERROR_PAGE)
-    reg = make_registry(auth=("oauth2accesstoken", google.access_token), tls=True)
-    config = write_project(tmp_path, gcr_entry(reg, repo))
-    env = offline_env(tmp_path, GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "sa.json"),
-                      REQUESTS_CA_BUNDLE=str(session_pki.ca_cert))
+    key, config, env = _key_file_project(tmp_path, make_registry, google, session_pki, repo)
     login = run_release(config, "login", env=env)
     assert login.returncode == 1
     assert "an HTML page of" in login.stdout and "403 Forbidden - corporate proxy" in login.stdout
