@@ -53,7 +53,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -62,12 +61,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import (INVALID, OK, REPO_ROOT, REPOSITORY, BenchError, Engine, Figure,  # noqa: E402
-                    Registry, log, run, start_registries, sync, tail)
+                    Registry, log, run, run_bench, start_registries, sync, tail)
 
 STEP_TIMEOUT = 600
 MB = 1024 * 1024
@@ -708,15 +706,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    wall0 = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-
     bench = Bench(args)
-    try:
+
+    def measure(started, wall0):
         bench.preflight()
         bench.make_contexts()
         bench.start_registry()
@@ -726,27 +718,9 @@ def main(argv=None) -> int:
             bench.repetition(rep)
         bench.load_end = os.getloadavg()
         ratios = bench.ratios()
-        data = bench.to_json(ratios, time.perf_counter() - wall0, started)
-    except BenchError as exc:
-        print(f"bench error: {exc}", file=sys.stderr)
-        bench.cleanup()
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: cleaning up", file=sys.stderr)
-        bench.cleanup()
-        return 130
-    except BaseException:
-        bench.cleanup()
-        raise
-    bench.cleanup()
-    wall = time.perf_counter() - wall0
-    data["wall_seconds"] = round(wall, 2)
-    print(bench.table(ratios, wall))
-    if args.json_file:
-        Path(args.json_file).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_file).write_text(json.dumps(data, indent=2) + "\n")
-        log(f"raw numbers written to {args.json_file}")
-    return 1 if any(r["result"] == INVALID for r in ratios) else 0
+        return ratios, bench.to_json(ratios, time.perf_counter() - wall0, started)
+
+    return run_bench(bench, args, measure, lambda ratios: any(r["result"] == INVALID for r in ratios))
 
 
 if __name__ == "__main__":

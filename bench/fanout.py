@@ -703,8 +703,10 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run_bench(bench, args, measure, failed) -> int:
+    """The frame every bench script shares: SIGTERM ends it like Ctrl-C, `measure(started,
+    wall0)` returns (ratios, JSON data), the bench cleans up whatever happens, then the table
+    and `--json`. Exit 2 for a bench error, 130 when interrupted, 1 when `failed(ratios)`."""
     wall0 = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -712,12 +714,8 @@ def main(argv=None) -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
 
-    bench = Bench(args)
     try:
-        bench.preflight()
-        bench.build_image()
-        for rep in range(args.runs):
-            bench.repetition(rep)
+        ratios, data = measure(started, wall0)
     except BenchError as exc:
         print(f"bench error: {exc}", file=sys.stderr)
         bench.cleanup()
@@ -729,9 +727,6 @@ def main(argv=None) -> int:
     except BaseException:
         bench.cleanup()
         raise
-    ratios = bench.ratios()
-    wall = time.perf_counter() - wall0
-    data = bench.to_json(ratios, wall, started)  # before cleanup: asks the engine its version
     bench.cleanup()
     wall = time.perf_counter() - wall0
     data["wall_seconds"] = round(wall, 2)
@@ -740,7 +735,23 @@ def main(argv=None) -> int:
         Path(args.json_file).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_file).write_text(json.dumps(data, indent=2) + "\n")
         log(f"raw numbers written to {args.json_file}")
-    return 0 if all(r["result"] == "PASS" for r in ratios) else 1
+    return 1 if failed(ratios) else 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+
+    def measure(started, wall0):
+        bench.preflight()
+        bench.build_image()
+        for rep in range(args.runs):
+            bench.repetition(rep)
+        ratios = bench.ratios()
+        # before cleanup: to_json asks the engine its version
+        return ratios, bench.to_json(ratios, time.perf_counter() - wall0, started)
+
+    return run_bench(bench, args, measure, lambda ratios: any(r["result"] != "PASS" for r in ratios))
 
 
 if __name__ == "__main__":
