@@ -90,9 +90,21 @@ def load_versions(templates: Path | None) -> dict:
         path = base / VERSIONS_FILE
         if not path.is_file():
             continue
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise UsageError(f"{where}: not valid YAML: {problem}",
+                             hint=f"fix {path.name}: it maps github: and gitlab: to the action and "
+                                  f"image versions the templates pin (see the built-in "
+                                  f"{builtin_templates() / VERSIONS_FILE})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot be read: {exc}") from None
         if not isinstance(data, dict):
-            raise UsageError(f"{path} must be a mapping (github:, gitlab:)")
+            raise UsageError(f"{path} must be a mapping (github:, gitlab:)",
+                             hint=f"see the built-in {builtin_templates() / VERSIONS_FILE}")
         for key, value in data.items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
@@ -119,21 +131,44 @@ def environment(templates: Path | None = None):
     return env
 
 
+def _template_line(exc: BaseException, fallback: str) -> str:
+    """`FILE:LINE` of the template line that raised `exc`: Jinja2 rewrites the traceback so that
+    template code shows as frames of the .j2 file at its own line numbers; the innermost wins
+    (an included or imported template, not the one that included it)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename.endswith((".j2", ".jinja", ".jinja2", ".yml", ".yaml"))]
+    if frames:
+        return f"{frames[-1].filename}:{frames[-1].lineno}"
+    return fallback
+
+
 def render(target: str, context: dict, templates: Path | None = None) -> str:
-    """The file for `target` (github | gitlab). Raises UsageError on a template problem."""
+    """The file for `target` (github | gitlab). Raises UsageError on a template problem, naming
+    the template file and line, never "internal error"."""
     import jinja2
 
     env = environment(templates)
     name = TARGETS[target]
+    hint_names = "the names a template can use are in pipeline/ci/context.py"
     try:
-        text = env.get_template(name).render(**context)
-    except jinja2.TemplateNotFound:  # pragma: no cover - the built-in one exists
-        raise UsageError(f"template {name} not found") from None
-    except jinja2.UndefinedError as exc:
-        raise UsageError(f"template {name}: {exc.message}",
-                         hint="the names a template can use are in pipeline/ci/context.py") from None
+        template = env.get_template(name)
+        text = template.render(**context)
     except jinja2.TemplateSyntaxError as exc:
-        raise UsageError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+        raise UsageError(f"{exc.filename or exc.name or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        # a missing include/import names the template that is missing, and the line asking for it
+        searched = ", ".join(env.loader.searchpath) if isinstance(env.loader, jinja2.FileSystemLoader) else ""
+        missing = ", ".join(getattr(exc, "templates", None) or [exc.name or name])
+        where = _template_line(exc, name)
+        raise UsageError(f"{where}: template {missing} not found" + (f" (looked in {searched})" if searched else ""),
+                         hint="add the file to --templates DIR, or fix the name in the include") from None
+    except jinja2.UndefinedError as exc:
+        raise UsageError(f"{_template_line(exc, name)}: {exc.message}", hint=hint_names) from None
+    except Exception as exc:  # noqa: BLE001 - a runtime error in someone's template, located
+        raise UsageError(f"{_template_line(exc, name)}: the template failed: {type(exc).__name__}: {exc}",
+                         hint="fix the expression on that line of the template") from None
     text = re.sub(r"[ \t]+\n", "\n", text).rstrip("\n") + "\n"
     try:
         yaml.safe_load(text)
