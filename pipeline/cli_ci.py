@@ -100,8 +100,11 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
 @click.option("--no-cache", "no_cache", is_flag=True,
               help="Generate CI without a build cache: no buildx / Actions cache runtime steps and "
                    "no --cache-from/--cache-to on GitHub, no --cache-from \"$CACHE_REF\" on GitLab.")
+@click.option("--strict", is_flag=True,
+              help="Treat every warning about what cannot work on a hosted runner (loopback or "
+                   "private registries) as an error: exit 2, write nothing.")
 @click.pass_context
-def generate(ctx, target, output, templates, check, default_branch, install, no_cache):
+def generate(ctx, target, output, templates, check, default_branch, install, no_cache, strict):
     """Generate GitHub Actions / GitLab CI files from release.yml.
 
     Paths are relative to the current directory, the repository root the CI runs in.
@@ -112,6 +115,7 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
               release ci generate github --output - | less
               release ci generate all --check          # exit 1 + diff when out of date
               release ci generate all --no-cache       # no build cache in the CI
+              release ci generate all --strict         # exit 2 on any registry a runner can't reach
     """
     from .config import load_config
     from .errors import UsageError
@@ -124,6 +128,7 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
+    _check_reachability(config, root, strict=strict)
     drift = False
     for t in targets:
         path = output or DEFAULT_OUTPUTS[t]
@@ -159,6 +164,24 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         click.echo(f"wrote {path}")
     if drift:
         ctx.exit(1)
+
+
+def _check_reachability(config, root: Path, *, strict: bool) -> None:
+    """Print what cannot work on a hosted runner (pipeline/ci/reachability.py) to stderr; exit 2
+    before anything is written for a ca_file a runner cannot have, or any finding with --strict."""
+    from .ci.reachability import findings
+    from .errors import UsageError
+
+    found = findings(config, root)
+    for finding in found:
+        click.echo(f"release ci generate: {finding.render()}", err=True)
+    errors = [f for f in found if f.level == "error"]
+    if errors or (strict and found):
+        what = "error" if errors else "warning"
+        count = len(errors) if errors else len(found)
+        raise UsageError(f"{count} {what}{'s' if count > 1 else ''} above: nothing written",
+                         hint="fix release.yml as the hints say" if errors else
+                              "fix release.yml as the hints say, or drop --strict to generate anyway")
 
 
 @ci_group.command("build")

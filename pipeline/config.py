@@ -161,9 +161,13 @@ class RegistryConfig:
     username_env: str | None = None  # NAME of the env var, never the value
     password_env: str | None = None  # NAME of the env var, never the value
     ca_file: Path | None = None  # absolute
+    ca_file_text: str | None = None  # as release.yml writes it (generated CI: a runner's paths differ)
     insecure: bool = False
     immutable: bool = True  # false: a version tag there may be replaced (with a note)
     line: int | None = None  # line of this entry in release.yml
+    # `registry:` left out: `registry` is the type's default (for gitlab: $CI_REGISTRY at load
+    # time, else registry.gitlab.com), so generated CI must not write it down.
+    host_defaulted: bool = False
     # Per-type keys (TYPE_KEYS); names of env vars and files, never secrets.
     region: str | None = None  # ecr: only for a host that does not say (an alias)
     profile: str | None = None  # ecr: AWS shared-config profile
@@ -963,7 +967,9 @@ class _Loader:
         return RegistryConfig(name=name, type=rtype, registry=host, repository=repo,
                               username_env=env["username_env"], password_env=env["password_env"],
                               ca_file=ca_file, insecure=insecure, immutable=immutable,
-                              line=position(node)[0], key_locations=locations, **extra)
+                              ca_file_text=text if ca_file is not None else None,
+                              line=position(node)[0], key_locations=locations,
+                              host_defaulted=value("registry") is None, **extra)
 
     def misspelled(self, node: Node, key: str, known: tuple[str, ...], where: str) -> bool:
         """Is there an unknown key in `node` that was reported as a typo of `key`?"""

@@ -398,9 +398,9 @@ def test_gitlab_registry_named_by_env_vars_gets_the_job_token(tmp_path):
 def test_output_is_deterministic(shapes):
     project, github, gitlab = shapes["all"]
     result = generate(project, "github", "--output", "-")
-    assert result.exit_code == 0 and result.output == github
+    assert result.exit_code == 0 and result.stdout == github
     result = generate(project, "gitlab", "-o", "-")
-    assert result.output == gitlab
+    assert result.stdout == gitlab
 
 
 def test_check_reports_drift_with_a_diff_and_exit_1(tmp_path):
