@@ -25,17 +25,26 @@ def ci_group():
     """
 
 
-def default_install(root: Path) -> str:
-    """What the generated CI installs: this checkout inside release's own repository, else
-    the PyPI release that generated the file (so the CI runs the same release)."""
-    pyproject = root / "pyproject.toml"
-    try:
-        text = pyproject.read_text(encoding="utf-8")
-    except OSError:
-        text = ""
-    if f'name = "{PACKAGE}"' in text:
-        return "."
-    return f"{PACKAGE}=={__version__}"
+def default_install(root: Path, *, config=None, install: str | None = None,
+                    warnings: list[str] | None = None) -> str:
+    """What the generated CI pip-installs to get release, with the cloud extras `config`'s
+    registries need (pipeline/ci/install.py): `install` (--install), else release.yml's
+    ci.install, else `.` inside release's own repository, else where this release was installed
+    from (its PEP 610 direct_url.json: a VCS commit, an archive URL). UsageError (exit 2) for a
+    bad spec (ConfigError at ci.install's line) or an origin a runner cannot use (an editable or
+    local checkout, a package index), saying what to set. Warnings are appended to `warnings`."""
+    from .ci.context import extras_for
+    from .ci.install import read_direct_url, resolve
+
+    configured = getattr(config, "ci_install", None)
+    at = (config.display_path, getattr(config, "ci_install_line", None),
+          getattr(config, "ci_install_col", None)) if configured is not None else None
+    spec, notes = resolve(flag=install, configured=configured, configured_at=at, root=root,
+                          extras=extras_for(config) if config is not None else [],
+                          origin=read_direct_url)
+    if warnings is not None:
+        warnings.extend(notes)
+    return spec
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -62,11 +71,15 @@ def _command(target: str, *, config_path: str, output: str | None, templates: st
 
 def generate_text(config, target: str, *, root: Path, output: str | None = None,
                   templates: Path | None = None, default_branch: str = "main",
-                  install: str | None = None, cache: bool = True) -> tuple[str, str]:
+                  install: str | None = None, cache: bool = True,
+                  warnings: list[str] | None = None) -> tuple[str, str]:
     """(the file `release ci generate TARGET` writes, the command that regenerates it).
 
-    Pure apart from reading the templates (and pyproject.toml for the default --install)."""
-    from .ci.context import build_context, extras_for, with_extras
+    Pure apart from reading the templates and finding what the CI installs (default_install:
+    pyproject.toml, paths under `root`, this release's direct_url.json). Warnings about the
+    install (a path only this machine has, an unpinned VCS URL, ...) are appended to
+    `warnings` when given."""
+    from .ci.context import build_context
     from .ci.render import load_versions, render
 
     config_path = _relative(config.path, root)
@@ -74,7 +87,8 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
                        templates=_relative(templates, root) if templates else None,
                        default_branch=default_branch, install=install, cache=cache)
     context = build_context(config, config_path=config_path, versions=load_versions(templates),
-                            install=with_extras(install or default_install(root), extras_for(config)),
+                            install=default_install(root, config=config, install=install,
+                                                    warnings=warnings),
                             default_branch=default_branch,
                             command=command, cache=cache)
     return render(target, context, templates), command
@@ -94,15 +108,19 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
 @click.option("--default-branch", default="main", show_default=True, metavar="NAME",
               help="The branch whose pushes build the image (GitHub; GitLab uses $CI_DEFAULT_BRANCH).")
 @click.option("--install", metavar="SPEC",
-              help=f"What the CI pip-installs to get release. Default: {PACKAGE}=={__version__}, "
-                   "or '.' inside release's own repository; plus the extras [aws] [gcp] [azure] "
-                   "for ECR, GCR and ACR registries.")
+              help="What the CI pip-installs to get release: a VCS URL pinned to a tag "
+                   f"(git+https://HOST/OWNER/REPO.git@v{__version__}), a wheel/sdist URL, NAME @ URL, "
+                   "NAME==VERSION, or a path inside the repository. Default: ci.install in "
+                   "release.yml, else '.' inside release's own repository, else where this "
+                   "release was installed from (a VCS commit, an archive URL); exit 2 when that "
+                   "is a local or editable checkout or a package index. Plus the extras [aws] "
+                   "[gcp] [azure] for ECR, GCR and ACR registries.")
 @click.option("--no-cache", "no_cache", is_flag=True,
               help="Generate CI without a build cache: no buildx / Actions cache runtime steps and "
                    "no --cache-from/--cache-to on GitHub, no --cache-from \"$CACHE_REF\" on GitLab.")
 @click.option("--strict", is_flag=True,
-              help="Treat every warning about what cannot work on a hosted runner (loopback or "
-                   "private registries) as an error: exit 2, write nothing.")
+              help="Treat every warning (a registry a hosted runner cannot reach, an install spec "
+                   "only this machine can use) as an error: exit 2, write nothing.")
 @click.pass_context
 def generate(ctx, target, output, templates, check, default_branch, install, no_cache, strict):
     """Generate GitHub Actions / GitLab CI files from release.yml.
@@ -128,7 +146,7 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
-    _check_reachability(config, root, strict=strict)
+    _check_before_writing(config, root, install=install, strict=strict)
     drift = False
     for t in targets:
         path = output or DEFAULT_OUTPUTS[t]
@@ -166,19 +184,26 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         ctx.exit(1)
 
 
-def _check_reachability(config, root: Path, *, strict: bool) -> None:
-    """Print what cannot work on a hosted runner (pipeline/ci/reachability.py) to stderr; exit 2
-    before anything is written for a ca_file a runner cannot have, or any finding with --strict."""
+def _check_before_writing(config, root: Path, *, install: str | None, strict: bool) -> None:
+    """Everything that can stop the generator, before anything is written: the install spec
+    (pipeline/ci/install.py: a bad spec or an origin no runner can use is exit 2), then what cannot
+    work on a hosted runner (pipeline/ci/reachability.py). Warnings go to stderr; errors, and any
+    warning with --strict, are exit 2 with nothing written."""
     from .ci.reachability import findings
     from .errors import UsageError
 
+    install_notes: list[str] = []
+    default_install(root, config=config, install=install, warnings=install_notes)
     found = findings(config, root)
+    for note in install_notes:
+        click.echo(f"release ci generate: warning: {note}", err=True)
     for finding in found:
         click.echo(f"release ci generate: {finding.render()}", err=True)
     errors = [f for f in found if f.level == "error"]
-    if errors or (strict and found):
+    warnings = len(install_notes) + len(found) - len(errors)
+    if errors or (strict and warnings):
         what = "error" if errors else "warning"
-        count = len(errors) if errors else len(found)
+        count = len(errors) if errors else warnings
         raise UsageError(f"{count} {what}{'s' if count > 1 else ''} above: nothing written",
                          hint="fix release.yml as the hints say" if errors else
                               "fix release.yml as the hints say, or drop --strict to generate anyway")

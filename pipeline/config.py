@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pipeline.tags is written in parallel; import it lazily at r
 
 SCHEMA_VERSION = 1
 
-TOP_KEYS = ("version", "image", "tags", "flavor", "registries", "retry")
+TOP_KEYS = ("version", "image", "tags", "flavor", "registries", "retry", "ci")
 TOP_REQUIRED = ("image", "registries")
 IMAGE_KEYS = ("name", "context", "dockerfile", "build_args", "target", "labels", "platforms",
               "index_format", "builder", "secrets", "cache_from", "cache_to")
@@ -60,6 +60,10 @@ REGISTRY_KEYS = ("name", "type", "registry", "repository", "username_env", "pass
 # `registry` is required too, except for the types in DEFAULT_REGISTRY_HOSTS.
 REGISTRY_REQUIRED = ("name", "repository")
 RETRY_KEYS = ("attempts", "max_delay")
+CI_KEYS = ("install",)  # `release ci generate` (pipeline/ci/install.py)
+# ci.install as pipeline/schema.py can say it (the loader also checks the form, and what
+# leads out of the repository): not empty, not an absolute path, not ../, not a pip option.
+CI_INSTALL_PATTERN = r"^\s*(?![/\\~-]|[A-Za-z]:[/\\]|\.\.(?:[/\\]|$))\S"
 REGISTRY_TYPES = ("generic", "dockerhub", "ecr", "gcr", "acr", "ghcr", "gitlab")
 # Keys that only mean something for some registry types (pipeline/cloud/).
 TYPE_KEYS = {"region": ("ecr",), "profile": ("ecr",), "role_arn": ("ecr",),
@@ -200,6 +204,11 @@ class Config:
     flavor: Flavor
     registries: list[RegistryConfig]
     retry: RetryConfig = RetryConfig()
+    # ci.install: what the generated CI pip-installs to get release (pipeline/ci/install.py);
+    # None: the default. Its line and column, for messages about it.
+    ci_install: str | None = None
+    ci_install_line: int | None = None
+    ci_install_col: int | None = None
     # ("tags"|"flavor"|"registries", index) -> (line, col); empty for defaulted sections.
     _locations: dict[tuple[str, int], tuple[int, int]] = field(
         default_factory=dict, repr=False, compare=False)
@@ -393,6 +402,7 @@ class _Loader:
         flavor_lines, flavor = self.flavor(top.get("flavor"))
         registries = self.registries(top["registries"][1]) if "registries" in top else None
         retry = self.retry(*top["retry"]) if "retry" in top else RetryConfig()
+        ci_install, ci_at = self.ci(*top["ci"]) if "ci" in top else (None, None)
 
         self.raise_first()
         assert image is not None and registries is not None and retry is not None
@@ -405,6 +415,9 @@ class _Loader:
             flavor=flavor,
             registries=registries,
             retry=retry,
+            ci_install=ci_install,
+            ci_install_line=ci_at[0] if ci_at else None,
+            ci_install_col=ci_at[1] if ci_at else None,
             _locations=dict(self.locations),
             _display=self.file,
         )
@@ -1112,6 +1125,39 @@ class _Loader:
         if attempts is None or max_delay is None:
             return None
         return RetryConfig(attempts=attempts, max_delay=max_delay)
+
+    def ci(self, key_node: Node, node: Node) -> tuple[str | None, tuple[int, int] | None]:
+        """`ci: {install: SPEC}`: (the spec, stripped, or None; its (line, col)). The spec is
+        checked as far as it can be without the repository root (pipeline/ci/install.py);
+        `release ci generate` checks the rest (a path that leads out through a symlink)."""
+        example = "install: git+https://github.com/OWNER/release.git@v1.2.3"
+        if not isinstance(node, MappingNode):
+            self.error(node, f"ci must be a mapping, got {describe(node)}",
+                       hint=f"write the spec under install:\n    ci:\n      {example}")
+            return None, None
+        entries = self.mapping(node, "ci", CI_KEYS, (), at=key_node)
+        if not entries or "install" not in entries:
+            return None, None
+        from pipeline.ci.install import parse_spec
+        from pipeline.errors import ValueProblem
+        n = entries["install"][1]
+        if not (isinstance(n, ScalarNode) and n.tag == TAG_STR):
+            self.error(n, f"ci.install must be a string, got {describe(n)}",
+                       hint=f"write one thing for pip to install, e.g. `{example}`"
+                            + (", or remove install: to use the default" if _is_null(n) else ""))
+            return None, None
+        if not n.value.strip():
+            self.error(n, "ci.install must not be empty",
+                       hint="remove install: to use the default (where this release was "
+                            f"installed from), or write what the CI pip-installs, e.g. `{example}`")
+            return None, None
+        text = n.value
+        try:
+            spec = parse_spec(text)
+        except ValueProblem as exc:
+            self.error(n, f"ci.install: {exc.message}", hint=exc.hint)
+            return None, None
+        return spec.text, position(n)
 
     # -- values
 

@@ -288,6 +288,27 @@ _SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "ci": {
+            "type": "object",
+            "description": "The CI that `release ci generate` writes.",
+            "additionalProperties": False,
+            "properties": {
+                "install": {
+                    "type": "string",
+                    "description": "What the generated CI pip-installs to get release: a VCS "
+                                   "URL pinned to a tag (git+https://HOST/OWNER/REPO.git@v1.2.3), "
+                                   "a wheel or sdist URL, NAME @ URL, a requirement (NAME==VERSION, "
+                                   "from the runners' package index) or a path inside the "
+                                   "repository (not absolute, not outside it). The extras [aws] "
+                                   "[gcp] [azure] are added for ECR, GCR and ACR registries. "
+                                   "--install overrides it. Default: where the running release "
+                                   "was installed from (a VCS commit or an archive URL), or '.' "
+                                   "in release's own repository.",
+                    "minLength": 1,
+                    "pattern": c.CI_INSTALL_PATTERN,
+                },
+            },
+        },
     },
 }
 

@@ -156,6 +156,7 @@ def test_full_config_loads_with_values_and_absolute_paths(tmp_path):
         RegistryConfig(name="local", type="generic", registry="localhost:5000",
                        repository="team/myapp", username_env="LOCAL_USER",
                        password_env="LOCAL_PASS", ca_file=tmp_path / "certs" / "ca.crt",
+                       ca_file_text="certs/ca.crt",
                        insecure=False, line=16),
         RegistryConfig(name="hub", type="dockerhub", registry="docker.io",
                        repository="me/myapp", username_env=None, password_env=None,

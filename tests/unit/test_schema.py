@@ -145,7 +145,8 @@ def test_schema_is_draft_2020_12_json_with_descriptions():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert json.loads(json.dumps(schema)) == schema
     objects = dict(_objects(schema))
-    assert set(objects) == {"$", "$.image", "$.image.secrets[]", "$.registries[]", "$.retry"}
+    assert set(objects) == {"$", "$.image", "$.image.secrets[]", "$.registries[]", "$.retry",
+                            "$.ci"}
     for path, obj in objects.items():
         assert obj["additionalProperties"] is False, path
         assert "description" in obj, path
@@ -169,6 +170,8 @@ def test_schema_keys_enums_and_defaults_match_the_loader():
     assert props["retry"]["properties"]["attempts"]["default"] == retry_defaults.attempts
     assert props["retry"]["properties"]["max_delay"]["default"] == retry_defaults.max_delay
     assert props["version"]["const"] == 1
+    assert tuple(props["ci"]["properties"]) == cfg.CI_KEYS
+    assert props["ci"]["properties"]["install"]["pattern"] == cfg.CI_INSTALL_PATTERN
 
 
 def test_json_schema_returns_a_fresh_copy():
@@ -218,6 +221,8 @@ VALID = {
         retry:
           attempts: 1
           max_delay: 0.5
+        ci:
+          install: git+https://github.com/acme/release.git@v1.2.3
         """,
     "hosts": """\
         image: {name: a.b/c__d}
@@ -228,6 +233,17 @@ VALID = {
           - {name: fqdn, type: ecr, registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, repository: x-y}
           - {name: max-port, registry: 'localhost:65535', repository: x}
         retry: {}
+        ci: {install: vendor/release_pipeline-1.0-py3-none-any.whl}
+        """,
+    "ci forms": """\
+        image: {name: myapp}
+        registries: [{name: local, registry: 'localhost:5000', repository: x}]
+        ci: {install: 'release-pipeline @ https://example.com/r-1.0.tar.gz#sha256=ab12'}
+        """,
+    "ci empty": """\
+        image: {name: myapp}
+        registries: [{name: local, registry: 'localhost:5000', repository: x}]
+        ci: {}
         """,
 }
 
@@ -248,6 +264,16 @@ INVALID = {
     "bad env name": ("    username_env: 1X\n    password_env: P\n", "username_env"),
     "build_args list": ("image:\n  name: myapp\n  build_args: [a]\n", "build_args"),
     "no registries": ("registries: []\n", "registries"),
+    "ci.install absolute": ("ci: {install: /opt/release}\n", "absolute path"),
+    "ci.install home": ("ci: {install: ~/release}\n", "absolute path"),
+    "ci.install outside": ("ci: {install: ../release}\n", "leads out of the repository"),
+    "ci.install empty": ("ci: {install: ''}\n", "must not be empty"),
+    "ci.install blank": ("ci: {install: '  '}\n", "must not be empty"),
+    "ci.install number": ("ci: {install: 3}\n", "must be a string"),
+    "ci.install list": ("ci: {install: [a]}\n", "must be a string"),
+    "ci.install pip option": ("ci: {install: -e .}\n", "pip option"),
+    "ci unknown key": ("ci: {instal: x}\n", "instal"),
+    "ci not a mapping": ("ci: git+https://x/r.git@v1\n", "ci must be a mapping"),
 }
 
 BASE = {
