@@ -52,7 +52,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _command(target: str, *, config_path: str, output: str | None, templates: str | None,
-             default_branch: str, install: str | None, cache: bool = True) -> str:
+             default_branch: str, install: str | None, cache: bool = True,
+             use_action: str | None = None, use_component: str | None = None) -> str:
     """The command that regenerates one file, as the file's header shows it."""
     import shlex
     words = ["release"]
@@ -61,7 +62,9 @@ def _command(target: str, *, config_path: str, output: str | None, templates: st
     words += ["ci", "generate", target]
     for flag, value in (("--output", None if output == "-" else output), ("--templates", templates),
                         ("--default-branch", None if default_branch == "main" else default_branch),
-                        ("--install", install)):
+                        ("--install", install),
+                        ("--use-action", use_action if target == "github" else None),
+                        ("--use-component", use_component if target == "gitlab" else None)):
         if value is not None:
             words += [flag, value]
     if not cache:
@@ -72,7 +75,8 @@ def _command(target: str, *, config_path: str, output: str | None, templates: st
 def generate_text(config, target: str, *, root: Path, output: str | None = None,
                   templates: Path | None = None, default_branch: str = "main",
                   install: str | None = None, cache: bool = True,
-                  warnings: list[str] | None = None) -> tuple[str, str]:
+                  warnings: list[str] | None = None, use_action: str | None = None,
+                  use_component: str | None = None) -> tuple[str, str]:
     """(the file `release ci generate TARGET` writes, the command that regenerates it).
 
     Pure apart from reading the templates and finding what the CI installs (default_install:
@@ -85,12 +89,15 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
     config_path = _relative(config.path, root)
     command = _command(target, config_path=config_path, output=output,
                        templates=_relative(templates, root) if templates else None,
-                       default_branch=default_branch, install=install, cache=cache)
+                       default_branch=default_branch, install=install, cache=cache,
+                       use_action=use_action, use_component=use_component)
     context = build_context(config, config_path=config_path, versions=load_versions(templates),
                             install=default_install(root, config=config, install=install,
                                                     warnings=warnings),
                             default_branch=default_branch,
-                            command=command, cache=cache)
+                            command=command, cache=cache,
+                            use_action=use_action if target == "github" else None,
+                            use_component=use_component if target == "gitlab" else None)
     return render(target, context, templates), command
 
 
@@ -121,8 +128,16 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
 @click.option("--strict", is_flag=True,
               help="Treat every warning (a registry a hosted runner cannot reach, an install spec "
                    "only this machine can use) as an error: exit 2, write nothing.")
+@click.option("--use-action", metavar="OWNER/REPO@REF",
+              help="GitHub: the release jobs run release through its GitHub Action "
+                   "(action.yml of that repository at REF) instead of installing it themselves.")
+@click.option("--use-component", metavar="HOST/GROUP/PROJECT/release@VERSION",
+              help="GitLab: the release job comes from release's CI/CD component "
+                   "(templates/release.yml of that project), e.g. "
+                   "'$CI_SERVER_FQDN/tools/release/release@1.0.0'.")
 @click.pass_context
-def generate(ctx, target, output, templates, check, default_branch, install, no_cache, strict):
+def generate(ctx, target, output, templates, check, default_branch, install, no_cache, strict,
+             use_action, use_component):
     """Generate GitHub Actions / GitLab CI files from release.yml.
 
     Paths are relative to the current directory, the repository root the CI runs in.
@@ -134,6 +149,8 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
               release ci generate all --check          # exit 1 + diff when out of date
               release ci generate all --no-cache       # no build cache in the CI
               release ci generate all --strict         # exit 2 on any registry a runner can't reach
+              release ci generate github --use-action OWNER/release@v1
+              release ci generate gitlab --use-component '$CI_SERVER_FQDN/tools/release/release@1.0.0'
     """
     from .config import load_config
     from .errors import UsageError
@@ -146,13 +163,19 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
+    from .ci.context import action_reference, component_reference
+    if use_action is not None:
+        action_reference(use_action)           # UsageError (exit 2) before anything is written
+    if use_component is not None:
+        component_reference(use_component)
     _check_before_writing(config, root, install=install, strict=strict)
     drift = False
     for t in targets:
         path = output or DEFAULT_OUTPUTS[t]
         text, command = generate_text(config, t, root=root, output=output, templates=templates,
                                       default_branch=default_branch, install=install,
-                                      cache=not no_cache)
+                                      cache=not no_cache, use_action=use_action,
+                                      use_component=use_component)
         if path == "-":
             click.echo(text, nl=False)
             continue

@@ -19,6 +19,8 @@ def git(args: list[str], cwd: Path | str | None = None) -> str | None:
 
 def revision(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
+    if env.get("GITHUB_EVENT_NAME") == "workflow_dispatch":   # GITHUB_SHA: the branch, not the checkout
+        return git(["rev-parse", "HEAD"], cwd) or env.get("GITHUB_SHA")
     return env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or git(["rev-parse", "HEAD"], cwd)
 
 

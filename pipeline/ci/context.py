@@ -12,6 +12,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ..errors import UsageError
+
 # Registry types the CI logs in to with OIDC (a short-lived identity, no stored secret); release's
 # cloud adapters then read that identity (AWS chain, Google ADC, Azure login) themselves.
 OIDC_TYPES = ("ecr", "gcr", "acr")
@@ -28,6 +30,7 @@ PEP440_REGEX = (r"/^v?(\d+!)?\d+(\.\d+)*([._-]?(a|b|c|rc|alpha|beta|pre|preview|
                 r"[._-]?\d*)*$/i")
 ANY_TAG = "**"
 NATIVE_ARCHES = ("amd64", "386")      # what the amd64 runners run without QEMU
+GITLAB_COM_REGISTRY = "registry.gitlab.com"   # type gitlab without `registry:`, outside GitLab CI
 # GitHub-hosted runners by architecture (keys of versions.yml's `github:`). A platform whose
 # architecture is not here runs on the amd64 runner under QEMU.
 GITHUB_RUNNERS = {"amd64": "runner", "386": "runner", "arm64": "runner_arm64"}
@@ -61,10 +64,20 @@ class Registry:
     password_secret: str | None = None
     region: str | None = None                                # ecr
     role_arn: str | None = None                              # ecr: release assumes it itself
+    # type gitlab without `registry:` in release.yml: `host` is registry.gitlab.com (what release
+    # uses outside GitLab CI, e.g. on GitHub), and GitLab CI names it `$CI_REGISTRY` at run time,
+    # whatever CI_REGISTRY was where the file was generated.
+    ci_registry: bool = False
 
     @property
     def image(self) -> str:
         return f"{self.host}/{self.repository}"
+
+    @property
+    def gitlab_host(self) -> str:
+        """The host as a shell word of a GitLab CI script: `"$CI_REGISTRY"` for a GitLab
+        registry release.yml leaves to the job (expanded at run time), else the host quoted."""
+        return '"$CI_REGISTRY"' if self.ci_registry else shlex.quote(self.host)
 
     @property
     def docker_hub(self) -> bool:
@@ -109,8 +122,13 @@ def _ecr_region(reg) -> str | None:
 def registry_context(reg) -> Registry:
     """How the CI gives release the credentials of one registry."""
     prefix = env_prefix(reg.name)
-    out = Registry(name=reg.name, type=reg.type, host=reg.registry, repository=reg.repository,
-                   prefix=prefix, login="none")
+    # `registry:` left out of a gitlab entry: the loader took $CI_REGISTRY from the environment
+    # that generates the file (else registry.gitlab.com). Neither may be baked in: GitLab CI reads
+    # its own $CI_REGISTRY at run time, anything else (GitHub) registry.gitlab.com.
+    ci_registry = reg.type == "gitlab" and getattr(reg, "host_defaulted", False) is True
+    out = Registry(name=reg.name, type=reg.type,
+                   host=GITLAB_COM_REGISTRY if ci_registry else reg.registry,
+                   repository=reg.repository, prefix=prefix, login="none", ci_registry=ci_registry)
     if reg.username_env or reg.password_env:
         out.login = "env"
         out.env = {n: n for n in (reg.username_env, reg.password_env) if n}
@@ -118,7 +136,10 @@ def registry_context(reg) -> Registry:
         return out
     loop = _LOOPBACK.match(reg.registry)
     if loop:
-        out.loopback_port = int(loop.group(1) or 80)
+        # a plain registry:2 service stands in for it; not for a TLS one (ca_file): the service
+        # speaks HTTP, and no CI service has its certificate (ci/reachability.py says so)
+        if getattr(reg, "ca_file", None) is None:
+            out.loopback_port = int(loop.group(1) or 80)
         return out
     if reg.type in OIDC_TYPES:
         out.login = reg.type
@@ -387,6 +408,114 @@ def platform_jobs(platforms: list[str], versions: dict) -> list[PlatformJob]:
     return out
 
 
+def _arch(platform: str) -> str:
+    parts = platform.split("/")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def emulated_arches(platforms: list[str]) -> list[str]:
+    """The architectures of `platforms` an amd64 runner runs under QEMU, in order, once each."""
+    arches = (p.split("/")[1] for p in platforms if len(p.split("/")) > 1)
+    return list(dict.fromkeys(a for a in arches if a not in NATIVE_ARCHES))
+
+
+def github_runner(platforms: list[str], versions: dict) -> tuple[str | None, list[str]]:
+    """(runs-on, setup-qemu-action platforms) of a GitHub job that builds every platform itself:
+    the build job, and the release job when there is no per-platform matrix.
+
+    One platform with a native runner (linux/arm64 and versions.yml's runner_arm64) runs there,
+    without QEMU: emulation is many times slower. Anything else runs on the amd64 runner, with
+    QEMU for the foreign architectures."""
+    if len(platforms) == 1:
+        (job,) = platform_jobs(platforms, versions)
+        return job.runner, [job.github_qemu] if job.github_qemu else []
+    github = versions.get("github") if isinstance(versions, dict) else None
+    return (github if isinstance(github, dict) else {}).get("runner"), emulated_arches(platforms)
+
+
+# ---------------------------------------------------------------------------- reusable release
+
+# OWNER/REPO@REF: GitHub's owner rules (letters, digits, single inner hyphens, <= 39), its
+# repository-name characters, and a ref git would accept (`git check-ref-format`, roughly).
+_ACTION_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+_ACTION_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_REF_CHARS = re.compile(r"[A-Za-z0-9._/+-]+")
+_PATH_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# HOST of a component: $CI_SERVER_FQDN, or a host name with a dot (or a port): a bare first
+# word is more likely a group, the host forgotten.
+_HOST = re.compile(r"\$CI_SERVER_FQDN|\$\{CI_SERVER_FQDN\}|"
+                   r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]*[A-Za-z0-9](?::\d{1,5})?|"
+                   r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?:\d{1,5}")
+
+
+def _ref_problem(ref: str) -> str | None:
+    """Why `ref` is no git ref name / commit (None: it is one)."""
+    if not ref:
+        return "the part after @ is empty"
+    if not _REF_CHARS.fullmatch(ref):
+        bad = sorted({c for c in ref if not _REF_CHARS.fullmatch(c)})
+        return f"the ref {ref!r} has characters a ref cannot have here: {' '.join(map(repr, bad))}"
+    if ".." in ref or "//" in ref or ref.startswith(("/", ".", "-")) or ref.endswith(("/", ".", ".lock")):
+        return f"the ref {ref!r} is not a valid git ref name"
+    return None
+
+
+def action_reference(value: str) -> str:
+    """`OWNER/REPO@REF` of the release GitHub Action (its action.yml is at the repository's
+    root), checked: what `uses:` gets in the generated workflow. Raises UsageError otherwise."""
+    text = value.strip() if isinstance(value, str) else ""
+    hint = ("write OWNER/REPO@REF, the repository holding release's action.yml and a tag, "
+            "branch or commit of it: e.g. acme/release@v1, or acme/release@<40-hex commit> to pin it")
+    path, at, ref = text.rpartition("@")
+    problem = None
+    if not at:
+        problem = "no @REF"
+    elif path.startswith("."):
+        problem = "a local action (./PATH) is not supported: give the repository that holds action.yml"
+    elif path.count("/") != 1:
+        problem = ("OWNER/REPO/PATH: release's action.yml is at the repository's root, so OWNER/REPO"
+                   if "/" in path else "not OWNER/REPO")
+    else:
+        owner, repo = path.split("/")
+        if not _ACTION_OWNER.fullmatch(owner):
+            problem = f"{owner!r} is not a GitHub user or organization name"
+        elif not _ACTION_REPO.fullmatch(repo) or repo in (".", ".."):
+            problem = f"{repo!r} is not a GitHub repository name"
+        else:
+            problem = _ref_problem(ref)
+    if problem:
+        raise UsageError(f"--use-action {value!r}: {problem}", hint=hint)
+    return text
+
+
+def component_reference(value: str) -> str:
+    """`HOST/GROUP/PROJECT/release@VERSION` of the release GitLab CI/CD component, checked:
+    what `include: component:` gets in the generated .gitlab-ci.yml. HOST is usually the
+    literal `$CI_SERVER_FQDN`; subgroups may come between GROUP and PROJECT. Raises UsageError."""
+    text = value.strip() if isinstance(value, str) else ""
+    hint = ("write HOST/GROUP/PROJECT/release@VERSION, as in an `include: component:` line: e.g. "
+            "'$CI_SERVER_FQDN/tools/release/release@1.0.0' (quote the $ in a shell), or @~latest, "
+            "a branch or a commit")
+    path, at, version = text.rpartition("@")
+    parts = path.split("/")
+    problem = None
+    if not at:
+        problem = "no @VERSION"
+    elif len(parts) < 4:
+        problem = ("not HOST/GROUP/PROJECT/COMPONENT: the component's name (release, for "
+                   "templates/release.yml) and its project's full path are both needed")
+    elif not _HOST.fullmatch(parts[0]):
+        problem = f"{parts[0]!r} is not a host name (with a dot or a port) nor $CI_SERVER_FQDN"
+    elif not all(_PATH_PART.fullmatch(p) for p in parts[1:]):
+        bad = next(p for p in parts[1:] if not _PATH_PART.fullmatch(p))
+        problem = f"{bad!r} is not a GitLab group, project or component name"
+    elif version != "~latest":
+        problem = _ref_problem(version)
+    if problem:
+        raise UsageError(f"--use-component {value!r}: {problem}", hint=hint)
+    return text
+
+
 # ---------------------------------------------------------------------------- build cache
 
 GHA_CACHE_FROM = "type=gha"                # GitHub: the Actions cache, through buildx
@@ -427,10 +556,18 @@ def cache_context(registries: list[Registry], enabled: bool = True) -> dict:
 
 def build_context(config, *, config_path: str, versions: dict, install: str,
                   default_branch: str = "main", command: str = "release ci generate",
-                  cache: bool = True) -> dict:
+                  cache: bool = True, use_action: str | None = None,
+                  use_component: str | None = None) -> dict:
     """Template context for `config`. `config_path` is release.yml relative to the repository
     root (where the CI runs); `install` is what `pip install` gets to install release; `cache`
-    False leaves the build cache out of the generated files."""
+    False leaves the build cache out of the generated files.
+
+    `use_action` (OWNER/REPO@REF): the GitHub release jobs run release through that GitHub
+    Action (action.yml) instead of installing it themselves. `use_component`
+    (HOST/GROUP/PROJECT/release@VERSION): the GitLab release job comes from that CI/CD
+    component (templates/release.yml). Both are checked here (UsageError with a hint)."""
+    action = action_reference(use_action) if use_action is not None else None
+    component = component_reference(use_component) if use_component is not None else None
     registries = [registry_context(r) for r in config.registries]
     logins = sorted({r.login for r in registries})
     triggers = tag_triggers(config.tags)
@@ -479,8 +616,8 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
                     gl_vars.append((setting.var, setting.purpose))
 
     platforms = [str(p) for p in (getattr(config.image, "platforms", ()) or ())]
-    emulated = list(dict.fromkeys(p.split("/")[1] for p in platforms
-                                  if len(p.split("/")) > 1 and p.split("/")[1] not in NATIVE_ARCHES))
+    emulated = emulated_arches(platforms)
+    runner, github_qemu = github_runner(platforms, versions)
     release_job = login_set(registries, aws, gcp, azure)
     # Several platforms: one job per platform pushes it by digest to the first registry (logged
     # in there only), a merge job assembles the index and releases it everywhere. Not when the
@@ -522,4 +659,14 @@ def build_context(config, *, config_path: str, versions: dict, install: str,
         "github_variables": list(dict.fromkeys(gh_vars)),
         "gitlab_variables": list(dict.fromkeys(gl_vars)),
         "v": versions,
+        # GitHub jobs that build every platform themselves (build; release without the matrix):
+        # a single platform with a native runner (linux/arm64) runs there, without QEMU.
+        "runner": runner,
+        "github_emulated": github_qemu,
+        "native_platform": platforms[0] if len(platforms) == 1 and not github_qemu
+        and GITHUB_RUNNERS.get(_arch(platforms[0]), "runner") != "runner" else None,
+        "gitlab_ci_registries": [r for r in registries if r.ci_registry],
+        "extras": extras_for(config),                 # the action's / component's `extras` input
+        "action": action,                             # uses: OWNER/REPO@REF, or None
+        "component": component,                       # include: component: ..., or None
     }

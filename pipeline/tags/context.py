@@ -100,7 +100,10 @@ def _from_github(env: Mapping[str, str]) -> _Found | None:
     if not (_env(env, "GITHUB_ACTIONS") or _env(env, "GITHUB_REF")):
         return None
     # The default branch is only in the event payload, not in the environment: pass it as a flag.
-    return _Found(ref=_env(env, "GITHUB_REF"), sha=_env(env, "GITHUB_SHA"),
+    # A workflow_dispatch run's GITHUB_SHA is the head of the branch it was started from, while the
+    # job may have checked out another commit (a re-release checks out the tag): git says which.
+    dispatched = _env(env, "GITHUB_EVENT_NAME") == "workflow_dispatch"
+    return _Found(ref=_env(env, "GITHUB_REF"), sha=None if dispatched else _env(env, "GITHUB_SHA"),
                   event=_env(env, "GITHUB_EVENT_NAME"), base_ref=_env(env, "GITHUB_BASE_REF"))
 
 

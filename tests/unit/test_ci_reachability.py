@@ -130,3 +130,18 @@ def test_check_reports_findings_too(tmp_path):
     assert generate(root).exit_code == 0
     result = generate(root, "--check", "--strict")
     assert result.exit_code == 2 and "registry 'local'" in result.stderr
+
+
+def test_a_tls_loopback_registry_gets_no_plain_http_service(tmp_path):
+    """A committed CA (allowed) on a loopback registry: no registry:2 service (it would speak
+    HTTP where release expects TLS with that CA); the warning says it is left as it is."""
+    ca(tmp_path / "certs" / "ca.crt")
+    root = project(tmp_path, "  - {name: local, registry: 'localhost:5443', repository: team/app, "
+                             "ca_file: certs/ca.crt}\n")
+    result = generate(root)
+    assert result.exit_code == 0, result.output
+    assert "needs TLS: no CI service can stand in for it" in result.stderr
+    github = (root / ".github/workflows/release.yml").read_text()
+    gitlab = (root / ".gitlab-ci.yml").read_text()
+    assert "services:" not in github and "registry_5443" not in github
+    assert "registry-5443" not in gitlab

@@ -127,6 +127,29 @@ def test_version_wins_over_ci_ref():
         "1.4.2", "1", "latest"]
 
 
+def test_a_workflow_dispatch_re_release_names_the_commit_checked_out():
+    """A dispatch run's GITHUB_SHA is the head of the branch it was started from; the generated
+    workflow checks the tag out, and type=sha tags must name that commit."""
+    git = FakeGit({("rev-parse", "HEAD"): OTHER_SHA})
+    env = {**GITHUB_TAG, "GITHUB_EVENT_NAME": "workflow_dispatch", "GITHUB_REF": "refs/heads/main"}
+    ctx = resolve(env, git, version="v1.2.3")
+    assert ctx.sha == OTHER_SHA and ctx.ref == "refs/tags/v1.2.3"
+    assert tags_for(ctx, ["type=sha"]) == [f"sha-{OTHER_SHA[:7]}"]
+    assert resolve(GITHUB_TAG, FakeGit({("rev-parse", "HEAD"): OTHER_SHA})).sha == SHA   # a push: GITHUB_SHA
+
+
+def test_a_workflow_dispatch_re_release_labels_the_commit_checked_out(tmp_path):
+    import subprocess
+
+    from pipeline.sourceinfo import revision
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert revision(tmp_path, {"GITHUB_SHA": SHA, "GITHUB_EVENT_NAME": "workflow_dispatch"}) == head
+    assert revision(tmp_path, {"GITHUB_SHA": SHA, "GITHUB_EVENT_NAME": "push"}) == SHA
+
+
 def test_version_with_sha_flag_and_git_commit_date():
     git = FakeGit({("show", "-s", "--format=%cI", OTHER_SHA): "2019-12-31T23:59:59Z"})
     ctx = resolve(git=git, version="1.0.0", sha=OTHER_SHA)
