@@ -8,7 +8,6 @@ schema.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -19,34 +18,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from ruamel.yaml import YAML
 
 from pipeline.ci import step as ci_step
 from pipeline.ci.context import action_reference, build_context
 from pipeline.ci.render import load_versions, render
 from pipeline.config import load_config
 from pipeline.errors import UsageError
+from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "action.yml"
 VERSIONS = load_versions(None)
 BASH = shutil.which("bash")
-
-
-def load(text: str):
-    return YAML(typ="safe", pure=True).load(text)
-
-
-def check_jsonschema(schema: str, files: list[Path]) -> dict:
-    """check-jsonschema with a built-in schema, with proxies that refuse every connection."""
-    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
-    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
-                           "-o", "json", *map(str, files)],
-                          capture_output=True, text=True, env=env, timeout=120)
-    data = json.loads(proc.stdout)
-    assert proc.returncode == (0 if data["status"] == "ok" else 1), proc.stderr
-    return data
 
 
 @pytest.fixture(scope="module")

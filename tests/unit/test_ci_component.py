@@ -14,9 +14,7 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from pipeline.ci.context import build_context, component_reference
 from pipeline.ci.render import load_versions, render
 from pipeline.config import load_config
 from pipeline.errors import UsageError
+from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPONENT = ROOT / "templates" / "release.yml"
@@ -33,21 +32,6 @@ VERSIONS = load_versions(None)
 COMPONENT_CONTEXT = {"name": "release", "sha": "c0ffee" + "0" * 34, "version": "1.4.0",
                      "reference": "1.4.0"}
 EXPRESSION = re.compile(r"\$\[\[\s*(inputs|component)\.([\w-]+)\s*\]\]")
-
-
-def load(text: str):
-    return YAML(typ="safe", pure=True).load(text)
-
-
-def check_jsonschema(schema: str, files: list[Path]) -> dict:
-    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
-    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
-                           "-o", "json", *map(str, files)],
-                          capture_output=True, text=True, env=env, timeout=120)
-    data = json.loads(proc.stdout)
-    assert proc.returncode == (0 if data["status"] == "ok" else 1), proc.stderr
-    return data
 
 
 def documents() -> tuple[str, str]:

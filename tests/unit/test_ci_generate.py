@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from ruamel.yaml import YAML
 
 from pipeline.ci.render import load_versions
 from pipeline.cli import cli
+from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,21 +147,6 @@ def matrix_shapes(tmp_path_factory):
         out[name] = (project, (project / ".github/workflows/release.yml").read_text(),
                      (project / ".gitlab-ci.yml").read_text())
     return out
-
-
-def check_jsonschema(schema: str, files: list[Path], *extra: str) -> dict:
-    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
-    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
-                           *extra, "-o", "json", *map(str, files)],
-                          capture_output=True, text=True, env=env, timeout=120)
-    data = json.loads(proc.stdout)
-    assert proc.returncode == (0 if data["status"] == "ok" else 1), proc.stderr
-    return data
-
-
-def load(text: str):
-    return YAML(typ="safe", pure=True).load(text)
 
 
 def steps_using(job: dict, prefix: str) -> list[dict]:

@@ -18,18 +18,16 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from pipeline.ci.context import build_context, github_runner
 from pipeline.ci.render import load_versions, render
 from pipeline.cloud.dockerconfig import lookup
 from pipeline.config import load_config
+from tests.support.ciyaml import check_jsonschema, load
 
 VERSIONS = load_versions(None)
 RELEASING = "${{ startsWith(github.ref, 'refs/tags/') || github.event_name == 'workflow_dispatch' }}"
@@ -47,21 +45,6 @@ REGISTRIES = {
     "ecr": "{name: aws, type: ecr, registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, repository: app}",
     "loopback": "{name: local, registry: 'localhost:5000', repository: team/app}",
 }
-
-
-def load(text: str):
-    return YAML(typ="safe", pure=True).load(text)
-
-
-def check_jsonschema(schema: str, files: list[Path]) -> dict:
-    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
-    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
-                           "-o", "json", *map(str, files)],
-                          capture_output=True, text=True, env=env, timeout=120)
-    data = json.loads(proc.stdout)
-    assert proc.returncode == (0 if data["status"] == "ok" else 1), proc.stderr
-    return data
 
 
 def config_for(tmp_path: Path, kinds, platforms=()):
