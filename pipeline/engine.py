@@ -35,7 +35,7 @@ class BuildFailed(ReleaseError):
 
 
 class PushError(ReleaseError):
-    pass
+    transient = False           # what registry/retry.py retries
 
 
 class PushAuthError(PushError):
@@ -43,7 +43,7 @@ class PushAuthError(PushError):
 
 
 class PushTransientError(PushError):
-    pass
+    transient = True
 
 
 def explain_push_error(message: str) -> str:

@@ -36,6 +36,7 @@ from .plan import Plan, Target, floating_moves
 from .tags.semver import parse_semver, precedence
 from .redact import redact
 from .registry.client import RegistryAPIError, RegistryClient
+from .registry.retry import retrying
 from .release_platforms import PlatformSteps
 from .results import ALREADY, FAILED, PUSHED, SKIPPED, RefResult, Report  # noqa: F401 (re-exported)
 from .sourceinfo import revision as git_revision, source_url
@@ -261,8 +262,6 @@ class Releaser(PlatformSteps):
         return info.digest if info else None
 
     def _engine_push(self, target: Target, image_id: str) -> RefResult:
-        import tenacity
-
         ref = target.ref(target.immutable)
         result = RefResult(target.registry, ref)
         start = time.monotonic()
@@ -270,21 +269,14 @@ class Releaser(PlatformSteps):
         creds = self.credentials[target.registry]
         retry = self.config.retry
 
-        def before_sleep(state):
-            self.reporter.retrying(target.registry, ref, state.attempt_number,
-                                   redact(str(state.outcome.exception())),
-                                   state.next_action.sleep if state.next_action else 0)
+        def on_retry(attempt, error, wait):
+            self.reporter.retrying(target.registry, ref, attempt, redact(str(error)), wait)
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(retry.attempts),
-            wait=tenacity.wait_random_exponential(multiplier=0.5, max=retry.max_delay),
-            retry=tenacity.retry_if_exception_type(PushTransientError),
-            before_sleep=before_sleep, reraise=True)
         self.reporter.push_started(target.registry, ref)
         try:
-            result.digest = retrying(self.engine.push, target.image, target.immutable,
-                                     creds.auth_config(target.host),
-                                     lambda ev: self.reporter.push_progress(target.registry, ev))
+            result.digest = retrying(retry.attempts, retry.max_delay, on_retry=on_retry)(
+                self.engine.push, target.image, target.immutable, creds.auth_config(target.host),
+                lambda ev: self.reporter.push_progress(target.registry, ev))
             result.status = PUSHED
         except PushAuthError as exc:
             result.status, result.error = FAILED, f"{exc.message} — {self._auth_hint(target.registry, target.host)}"

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import redact
 from ..credentials import Credentials
+from ..registry.auth import parse_challenge
+from ..registry.errors import TRANSIENT_STATUSES, certificate_refused, short
+from ..registry.retry import TOKEN_ATTEMPTS, TOKEN_MAX_DELAY, retrying
+from ..registry.session import HTTPError, Session
+from ..registry.tls import docker_certs_d_ca, ssl_verify
 from .common import (CloudAuthError, NotConfigured, aware, jwt_claims, pip_hint, quiet_loggers,
                      quiet_logs, run_cli, summarise_body, utcnow, which)
 
@@ -195,33 +199,61 @@ def _first_line(exc: Exception) -> str:
 # -- the exchange --------------------------------------------------------------------------------
 
 def _verify(registry):
-    from ..registry.tls import verify_setting
-
     if registry.insecure:
         return False
-    ca = registry.ca_file
-    if ca is None:
-        certs_d = Path("/etc/docker/certs.d") / registry.registry / "ca.crt"
-        ca = certs_d if certs_d.is_file() else None
-    return verify_setting(ca)
+    return ssl_verify(registry.ca_file or docker_certs_d_ca(registry.registry))
+
+
+class _Busy(Exception):
+    """An answer worth asking again for (408/429/5xx); the last one is reported as it is."""
+
+    transient = True
+
+    def __init__(self, response):
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class _Unreachable(Exception):
+    """No answer at all: retried, unless the server's certificate was refused."""
+
+    def __init__(self, exc, host: str):
+        super().__init__(short(exc, host))
+        self.transient = not certificate_refused(exc)
+
+
+def _call(registry, method: str, url: str, **kw):
+    """One request to the registry's endpoints, retried by the one policy (registry/retry.py)
+    while the registry cannot answer; raises _Unreachable when it never answered."""
+    verify = _verify(registry)
+
+    def attempt():
+        try:
+            resp = session.request(method, url, timeout=TIMEOUT, verify=verify, **kw)
+        except HTTPError as exc:
+            raise _Unreachable(exc, registry.registry) from None
+        if resp.status_code in TRANSIENT_STATUSES or resp.status_code >= 500:
+            raise _Busy(resp)
+        return resp
+
+    with Session(pool_size=1) as session:
+        try:
+            return retrying(TOKEN_ATTEMPTS, TOKEN_MAX_DELAY)(attempt)
+        except _Busy as busy:
+            return busy.response
 
 
 def discover(registry) -> tuple[str, str]:
     """(exchange URL, service) from the registry's /v2/ challenge; the registry itself if none."""
-    import requests
-
-    from ..registry.auth import parse_challenge
-
     host = registry.registry
     default = (f"https://{host}/oauth2/exchange", host.split(":", 1)[0])
     try:
-        resp = requests.get(f"https://{host}/v2/", timeout=TIMEOUT, verify=_verify(registry))
-    except requests.exceptions.RequestException as exc:
+        resp = _call(registry, "GET", f"https://{host}/v2/")
+    except _Unreachable as exc:
         raise CloudAuthError(f"registry '{registry.name}': cannot reach https://{host}/v2/: "
                              f"{_first_line(exc)}",
                              hint="check the registry host and the network") from None
-    with resp:
-        challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
+    challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
     if challenge is None or challenge.scheme != "bearer" or not challenge.params.get("realm"):
         return default
     realm = urlsplit(challenge.params["realm"])
@@ -233,27 +265,24 @@ def discover(registry) -> tuple[str, str]:
 
 def exchange(registry, url: str, service: str, tenant: str | None, entra_token: str) -> str:
     """POST the Entra ID token to /oauth2/exchange; the ACR refresh token it answers."""
-    import requests
-
     form = {"grant_type": "access_token", "service": service, "access_token": entra_token}
     if tenant:
         form["tenant"] = tenant
     try:
         with quiet_logs():
-            resp = requests.post(url, data=form, timeout=TIMEOUT, verify=_verify(registry))
-    except requests.exceptions.RequestException as exc:
+            resp = _call(registry, "POST", url, data=form)
+    except _Unreachable as exc:
         raise CloudAuthError(f"registry '{registry.name}': cannot reach {url}: "
                              f"{_first_line(exc)}") from None
-    with resp:
-        if resp.status_code in (400, 401, 403):
-            raise _Refused(f"HTTP {resp.status_code} {_error_text(resp)}".strip())
-        if resp.status_code >= 300:
-            raise CloudAuthError(f"registry '{registry.name}': {url} answered HTTP "
-                                 f"{resp.status_code} {_error_text(resp)}".rstrip())
-        try:
-            refresh = resp.json().get("refresh_token")
-        except (ValueError, AttributeError):
-            refresh = None
+    if resp.status_code in (400, 401, 403):
+        raise _Refused(f"HTTP {resp.status_code} {_error_text(resp)}".strip())
+    if resp.status_code >= 300:
+        raise CloudAuthError(f"registry '{registry.name}': {url} answered HTTP "
+                             f"{resp.status_code} {_error_text(resp)}".rstrip())
+    try:
+        refresh = resp.json().get("refresh_token")
+    except (ValueError, AttributeError):
+        refresh = None
     if not isinstance(refresh, str) or not refresh:
         raise CloudAuthError(f"registry '{registry.name}': {url} answered without a "
                              "refresh_token")

@@ -23,12 +23,14 @@ from pathlib import Path
 from .. import redact
 from ..credentials import Credentials
 from ..errors import UsageError
+from ..registry.session import HTTPError, Session
 from .common import (CliFailed, CloudAuthError, NotConfigured, aware, looks_like_json, pip_hint,
                      quiet_logs, run_cli, summarise_body, which)
 
 TOKEN_USER = "oauth2accesstoken"
 KEY_USER = "_json_key"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+TIMEOUT = 30.0
 HINT = ("set GOOGLE_APPLICATION_CREDENTIALS (google-github-actions/auth in GitHub Actions), run "
         "`gcloud auth application-default login` or `gcloud auth login`, give key_file: in "
         "release.yml, or run on GCP with a service account")
@@ -72,10 +74,35 @@ def _resolve(registry, env) -> Credentials:
 def _google():
     try:
         import google.auth  # noqa: F401
-        import google.auth.transport.requests  # noqa: F401
+        import google.auth.transport  # noqa: F401
     except ImportError:
         return None
     return google.auth
+
+
+def _google_request(session: Session):
+    """google-auth's transport, over our HTTP session: the proxies and CAs (REQUESTS_CA_BUNDLE,
+    SSL_CERT_FILE) of every other request we make, without google-auth's requests extra."""
+    import google.auth.exceptions as gex
+    from google.auth import transport
+
+    class Response(transport.Response):
+        def __init__(self, resp):
+            self._resp = resp
+
+        status = property(lambda self: self._resp.status_code)
+        headers = property(lambda self: self._resp.headers)
+        data = property(lambda self: self._resp.content)
+
+    class Request(transport.Request):
+        def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+            try:
+                return Response(session.request(method, url, data=body, headers=headers,
+                                                timeout=timeout or TIMEOUT))
+            except HTTPError as exc:
+                raise gex.TransportError(str(exc)) from None
+
+    return Request()
 
 
 def _register_key_file(path: str | None) -> None:
@@ -96,7 +123,6 @@ def _register_key_file(path: str | None) -> None:
 def _via_google_auth(registry, env) -> Credentials:
     import google.auth
     import google.auth.exceptions as gex
-    import google.auth.transport.requests as greq
 
     adc_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")   # what google-auth reads
     _register_key_file(adc_file)
@@ -111,8 +137,8 @@ def _via_google_auth(registry, env) -> Credentials:
                                   "credentials file") from None
         raise NotConfigured("no Google application default credentials", hint=HINT) from None
     try:
-        with quiet_logs():
-            creds.refresh(greq.Request())
+        with quiet_logs(), Session(pool_size=1) as session:
+            creds.refresh(_google_request(session))
     except gex.RefreshError as exc:
         raise CloudAuthError(f"registry '{registry.name}': Google refused the credentials "
                              f"(expired, revoked or disabled?): {_short(exc)}",

@@ -17,13 +17,13 @@ import json
 import re
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
 from ..errors import ReleaseError, UsageError
+from ..registry.session import HTTPError, Session
 from .deploy import (CONFIG_PATH, LABEL, LABEL_DEPLOYMENT, LABEL_HASH, LABEL_ROLE, MARKER,
                      ContainerPlan, Deployment, default_config_dir)
 
@@ -271,9 +271,11 @@ def logs_tail(container, lines: int = 20) -> str:
 
 def wait_ready(client, container, dep: Deployment, timeout: float) -> float:
     """Wait until GET /v2/ answers 200 or 401; raise with the container's logs if it dies."""
-    import requests
-    from urllib3.exceptions import InsecureRequestWarning
+    with Session(pool_size=1) as session:
+        return _poll(session, client, container, dep, timeout)
 
+
+def _poll(session: Session, client, container, dep: Deployment, timeout: float) -> float:
     url = probe_url(client, dep)
     t0 = time.monotonic()
     container.reload()
@@ -289,13 +291,11 @@ def wait_ready(client, container, dep: Deployment, timeout: float) -> float:
                                f"{logs_tail(container)}",
                                hint=f"docker logs {container.name}")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", InsecureRequestWarning)
-                r = requests.get(url, verify=False, timeout=2)  # liveness only: any cert is fine
-            if r.status_code in (200, 401):
+            status = session.get(url, verify=False, timeout=2).status_code   # any cert is fine
+            if status in (200, 401):
                 return time.monotonic() - t0
-            last = f"HTTP {r.status_code}"
-        except requests.RequestException as exc:
+            last = f"HTTP {status}"
+        except HTTPError as exc:
             last = type(exc).__name__
         if time.monotonic() - t0 > timeout:
             raise ReleaseError(f"{url} did not answer within {timeout:.0f}s (last: {last}); "

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from .. import redact
 from ..credentials import Credentials
 from .errors import RegistryAPIError, connection_error, from_response
+from .session import HTTPError
 
 DEFAULT_TOKEN_LIFETIME = 60.0     # distribution token spec: "defaults to 60 seconds"
 EXPIRY_MARGIN = 10.0
@@ -171,10 +172,8 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
                 verify, timeout: float, allow_http: bool, host: str) -> TokenResult:
     """Ask the realm of a Bearer challenge for a token covering `scopes`.
 
-    `session` is the transport's http.Session. `allow_http`: the registry is marked insecure
+    `session` is the transport's session.Session. `allow_http`: the registry is marked insecure
     (plain-HTTP realms anywhere are accepted)."""
-    from .http import HTTPError
-
     realm = challenge.params.get("realm")
     if not realm:
         raise RegistryAPIError(f"{host}: registry sent a Bearer challenge without a realm", auth=True)

@@ -1,4 +1,4 @@
-"""A small OCI Distribution API client (HTTP on the standard library): manifests, blobs, tags, catalog.
+"""A small OCI Distribution API client: manifests, blobs, tags, catalog.
 
     client = RegistryClient("localhost:5000", creds, ca_file=None, insecure=False)
     info = client.head_manifest("team/app", "1.0")             # ManifestInfo | None
@@ -9,7 +9,7 @@
 Every public operation is retried as a whole on transient failures (retry.py), holds
 one of the host's concurrency slots (limits.py) and raises RegistryAPIError
 (`.status`, `.auth`, `.transient`) whose message is redacted. Connection, TLS and
-authentication details live in transport.py and auth.py, HTTP itself in http.py.
+authentication details live in transport.py and auth.py, HTTP itself in session.py (urllib3).
 """
 
 from __future__ import annotations
@@ -130,14 +130,13 @@ class RegistryClient:
             return True
 
     def _attempts(self, what: str, fn, *args, **kwargs):
-        def before_sleep(state) -> None:
+        def on_retry(attempt: int, error: BaseException, wait: float) -> None:
             if self._on_retry:
-                self._on_retry(what, state.attempt_number, state.outcome.exception(),
-                               state.next_action.sleep if state.next_action else 0.0)
+                self._on_retry(what, attempt, error, wait)
 
         with LIMITER.hold(self._transport.api_host):
-            for attempt in retrying(self.retry_attempts, self.retry_max_delay, self._sleep,
-                                    before_sleep):
+            for attempt in retrying(self.retry_attempts, self.retry_max_delay, sleep=self._sleep,
+                                    on_retry=on_retry):
                 with attempt:
                     if self._abandoned is not None:     # not transient: no further attempt
                         raise RegistryAPIError(f"{self.host}: given up ({self._abandoned})",

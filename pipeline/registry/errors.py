@@ -65,7 +65,7 @@ def error_details(resp) -> tuple[str | None, str]:
 
 def _body_prefix(resp) -> bytes:
     """At most MAX_ERROR_BODY bytes of the body (works for streamed and loaded responses)."""
-    loaded = getattr(resp, "_content", None)        # http.Response: the body once read, else None
+    loaded = getattr(resp, "_content", None)        # session.Response: the body once read, else None
     if isinstance(loaded, bytes):
         return loaded[:MAX_ERROR_BODY]
     chunks, n = [], 0
@@ -112,10 +112,15 @@ def from_response(resp, host: str, what: str, *, hint: str | None = None,
 
 def connection_error(host: str, what: str, exc: BaseException | None) -> RegistryAPIError:
     """A request that got no HTTP answer. Transient, except TLS verification failures."""
+    return RegistryAPIError(f"{host}: {what}: {short(exc, host)}",
+                            transient=not certificate_refused(exc))
+
+
+def certificate_refused(exc: BaseException | None) -> bool:
+    """Did the connection fail on the server's certificate (never worth another attempt)?"""
     text = str(exc)
-    tls = "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text \
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text \
         or "doesn't match" in text or "Hostname mismatch" in text
-    return RegistryAPIError(f"{host}: {what}: {short(exc, host)}", transient=not tls)
 
 
 def short(exc: BaseException | None, host: str | None = None) -> str:
@@ -142,7 +147,7 @@ _NAME_MISMATCH = {62, 64}                        # HOSTNAME_MISMATCH, IP_ADDRESS
 def tls_failure(exc: BaseException | None, host: str | None = None) -> tuple[str, str]:
     """(message, hint) for a failed certificate verification, keeping OpenSSL's reason.
 
-    `exc` is an http.SSLError (its verify_code, verify_message, server_name, context and
+    `exc` is a session.SSLError (its verify_code, verify_message, server_name, context and
     peer_cert are used when present) or any exception whose text carries the reason;
     `host` is the registry as configured (HOST[:PORT]), for the certs.d path."""
     code = getattr(exc, "verify_code", None)

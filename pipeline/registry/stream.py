@@ -6,6 +6,7 @@ from typing import Callable, Iterable, Iterator
 
 from .digest import verified_chunks
 from .errors import connection_error
+from .session import HTTPError
 
 READ_CHUNK = 1024 * 1024
 
@@ -33,8 +34,6 @@ class BlobStream:
         self._used = False
 
     def _raw(self) -> Iterator[bytes]:
-        from .http import HTTPError
-
         try:
             yield from self._resp.iter_content(READ_CHUNK)
         except (HTTPError, OSError) as exc:
@@ -67,8 +66,7 @@ class FileBody:
     """A blob in a local file whose digest the caller computed from these very bytes.
 
     Uploads trust that digest (the registry checks it again when the upload is
-    committed) instead of hashing the file once more, and http.py sends it with
-    sendfile(2) on plain connections: no copy through Python.
+    committed) instead of hashing the file once more.
     """
 
     def __init__(self, path, size: int, digest: str):
@@ -84,16 +82,11 @@ class FileBody:
             while block := f.read(READ_CHUNK):
                 yield block
 
-    def sendfile(self, sock) -> int:
-        """Send the whole file on a plain socket; returns the bytes sent."""
-        with open(self.path, "rb") as f:
-            return sock.sendfile(f, 0, self.size)
-
 
 class SizedBody:
     """An iterable request body with a known length.
 
-    http.Session sends `Transfer-Encoding: chunked` for iterables without a length,
+    session.Session sends `Transfer-Encoding: chunked` for iterables without a length,
     which some registries refuse for a monolithic PUT; `__len__` makes it send
     `Content-Length` and stream the chunks as they come.
     """

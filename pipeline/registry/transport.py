@@ -14,10 +14,9 @@ credentials that were just refused is pointless and is not done. A request
 whose body was a stream cannot be replayed: its 401 is raised as transient so
 the caller's retry reopens the source.
 
-HTTP goes through http.Session (standard library, keep-alive pool; not requests, whose
-import alone costs more than a no-op run). No retries here: callers wrap whole operations
-(retry.py); the session only re-sends a request once when a pooled keep-alive connection
-turns out to be closed by the server before it answered.
+HTTP goes through session.Session (urllib3 pools, proxies from the environment, redirects
+without the Authorization header once they leave the registry). No retries here: callers
+retry whole operations (retry.py).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from ..credentials import Credentials
 from .auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
 from .errors import RegistryAPIError, connection_error, from_response
 from .reference import api_host
+from .session import HTTPError, Session
 
 
 def is_loopback(host: str) -> bool:
@@ -52,8 +52,6 @@ def is_loopback(host: str) -> bool:
 class Transport:
     def __init__(self, host: str, credentials: Credentials, *, verify, insecure: bool,
                  timeout: float, pool_size: int = 16):
-        from .http import Session
-
         self.host = host
         self.api_host = api_host(host)
         self.credentials = credentials
@@ -77,8 +75,6 @@ class Transport:
     # -- connection -------------------------------------------------------------------------
     def ping(self) -> None:
         """Find a working base URL and the auth challenge (once; failures are not cached)."""
-        from .http import HTTPError
-
         if self.base is not None:
             return
         with self._ping_lock:
@@ -202,8 +198,6 @@ class Transport:
         Connection errors become RegistryAPIError(transient=True). Bodies that are
         iterators must pass replayable=False.
         """
-        from .http import HTTPError
-
         self.ping()
         url = self.url(path_or_url)
         what = what or f"{method} {urlsplit(url).path}"

@@ -13,6 +13,7 @@ from pipeline.cloud import CloudAuthError, acr, credentials_for
 from pipeline.cloud.cache import TokenCache
 from pipeline.config import RegistryConfig
 from pipeline.errors import UsageError
+from pipeline.registry.retry import TOKEN_ATTEMPTS
 from tests.support.cloudstubs import NULL_USER, AcrTokenServer, CliStub, fake_jwt, jwt_claims
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -197,7 +198,30 @@ def test_an_html_answer_from_the_exchange_is_summarised(tmp_path, az, exchange_s
     with pytest.raises(CloudAuthError) as info:
         credentials_for(reg(exchange_server, session_pki), env_for(tmp_path), cache=TokenCache())
     message = info.value.message
+    assert len(exchange_server.exchanges) == TOKEN_ATTEMPTS      # 5xx: retried, then told
     assert "answered HTTP 502 (an HTML page of" in message
     assert "403 Forbidden - corporate proxy" in message
     assert "policy line" not in message and "<" not in message.split("HTTP 502", 1)[1]
     assert len(message) < 400
+
+
+def test_a_busy_exchange_is_retried_and_a_refusal_is_not(tmp_path, az, exchange_server,
+                                                        session_pki, monkeypatch):
+    real, calls, busy = exchange_server.exchange, [], [True]
+
+    def busy_once(form):
+        calls.append(form["service"])
+        if busy and busy.pop():
+            return 503, {"errors": [{"code": "UNAVAILABLE", "message": "try again"}]}
+        return real(form)
+
+    monkeypatch.setattr(exchange_server, "exchange", busy_once)
+    creds = credentials_for(reg(exchange_server, session_pki), env_for(tmp_path),
+                            cache=TokenCache())
+    assert creds.password == exchange_server.refresh_token and len(calls) == 2
+
+    calls.clear()
+    exchange_server.audiences = ()                  # 401 for both audiences: each asked once
+    with pytest.raises(CloudAuthError, match="refused the Entra ID token"):
+        credentials_for(reg(exchange_server, session_pki), env_for(tmp_path), cache=TokenCache())
+    assert len(calls) == 2

@@ -104,6 +104,24 @@ def test_google_refusing_the_key_is_a_clear_error(tmp_path, token_server, monkey
     assert key["private_key"] not in str(info.value)
 
 
+def test_token_requests_go_through_our_http_session(tmp_path, token_server, monkeypatch):
+    """google-auth's token request uses release's HTTP stack: its CAs (REQUESTS_CA_BUNDLE, set
+    by the fixture) and the proxy environment; an endpoint that cannot be reached is said so."""
+    key = make_service_account_key(tmp_path / "sa.json", token_uri=token_server.token_uri)
+    token_server.trust(key)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa.json"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")      # discard: nothing answers
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(CloudAuthError) as info:
+        credentials_for(reg(), {}, cache=TokenCache())
+    assert "cannot reach Google's token endpoint" in info.value.message
+    assert "via proxy 127.0.0.1:9" in info.value.message and token_server.issued == 0
+    assert key["private_key"] not in str(info.value)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    assert credentials_for(reg(), {}, cache=TokenCache()).password == token_server.access_token
+
+
 def test_missing_credentials_file_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(UsageError, match="Google credentials file"):

@@ -1,8 +1,12 @@
-"""pipeline.registry.http: the standard-library HTTP session, against real local servers.
+"""HTTP on urllib3 (pipeline.registry.session, proxy, tls), against real local servers.
 
-Servers are started here: http.server in threads (plain and TLS with the test PKI), raw
-sockets where a server must misbehave (close a kept-alive connection, never answer), and
-a tiny forward/CONNECT proxy. Nothing leaves 127.0.0.1.
+What is ours on top of urllib3 is tested here: redirects (Authorization never follows a hop
+to another origin; the proxy is chosen again on every hop), the proxy environment and
+NO_PROXY rules, the CAs trusted (ca_file, REQUESTS_CA_BUNDLE, SSL_CERT_FILE), request bodies
+sent with the length they claim, error messages without secrets, and the TLS failure
+messages. Servers are started here: http.server in threads (plain and TLS with the test PKI),
+raw sockets where a server must misbehave, and a tiny forward/CONNECT proxy. Nothing leaves
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pipeline.registry import http as h
+from pipeline.registry import session as h
+from pipeline.registry import tls
+from pipeline.registry.proxy import bypass_proxy, proxy_for
 from pipeline.registry.stream import SizedBody
 from pipeline.registry.tls import ssl_verify
 from tests.support.pki import make_pki
@@ -30,7 +36,8 @@ TOKEN = "tok-very-secret-0815"
 @pytest.fixture(autouse=True)
 def _no_proxy_env(monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                 "ALL_PROXY", "no_proxy", "NO_PROXY"):
+                 "ALL_PROXY", "no_proxy", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                 "SSL_CERT_FILE", "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -205,7 +212,7 @@ class RawServer:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-# -- keep-alive and the stale-connection retry -------------------------------------------------
+# -- connections -------------------------------------------------------------------------------
 
 def test_keep_alive_reuses_one_connection(server):
     s = h.Session()
@@ -213,19 +220,12 @@ def test_keep_alive_reuses_one_connection(server):
     second = s.get(server.url("/echo"), headers={"X-Two": "2"}).json()
     assert first["port"] == second["port"]            # same client socket
     assert second["headers"]["x-two"] == "2"
-    assert s.idle_connections() == 1
-    s.close()
-    assert s.idle_connections() == 0
+    assert second["headers"]["user-agent"] == h.USER_AGENT
+    assert second["headers"]["accept-encoding"] == "identity"      # blobs arrive byte for byte
 
 
-def test_connection_close_is_not_pooled(server):
-    s = h.Session()
-    assert s.get(server.url("/close")).content == b"bye"
-    assert s.idle_connections() == 0
-    assert s.get(server.url("/echo")).status_code == 200
-
-
-def test_stale_pooled_connection_is_retried_once_on_a_new_one():
+def test_a_failed_request_is_not_sent_again():
+    """No retries below the caller's policy: not even a replayable body on a fresh connection."""
     def behave(srv, conn, n):
         while srv.read_request(conn) is not None:
             if n == 0 and len(srv.requests) == 2:
@@ -237,29 +237,9 @@ def test_stale_pooled_connection_is_retried_once_on_a_new_one():
         s = h.Session()
         url = f"http://127.0.0.1:{srv.port}/x"
         assert s.get(url).content == b"ok"
-        # POST with a bytes body is replayable: sent again on a fresh connection.
-        r = s.post(url, data=b"payload")
-        assert (r.status_code, r.content) == (200, b"ok")
-        assert srv.connections == 2 and len(srv.requests) == 3
-    finally:
-        srv.stop()
-
-
-def test_stale_connection_with_a_streamed_body_is_not_retried():
-    def behave(srv, conn, n):
-        while srv.read_request(conn) is not None:
-            if n == 0 and len(srv.requests) == 2:
-                return
-            conn.sendall(OK)
-
-    srv = RawServer(behave)
-    try:
-        s = h.Session()
-        url = f"http://127.0.0.1:{srv.port}/x"
-        s.get(url).close()
-        with pytest.raises(h.ProtocolError):
-            s.put(url, data=SizedBody(iter([b"abc", b"def"]), 6))
-        assert srv.connections == 1            # no second connection: an iterator is sent once
+        with pytest.raises(h.ProtocolError, match="RemoteDisconnected"):
+            s.post(url, data=b"payload")
+        assert srv.connections == 1 and len(srv.requests) == 2
     finally:
         srv.stop()
 
@@ -275,17 +255,26 @@ def test_idle_connection_closed_by_the_server_is_not_reused():
         url = f"http://127.0.0.1:{srv.port}/x"
         assert s.get(url).content == b"ok"
         time.sleep(0.05)
-        assert s.get(url).content == b"ok"       # no error, no retry needed: a new connection
+        assert s.get(url).content == b"ok"       # no error: a new connection
         assert srv.connections == 2 and len(srv.requests) == 2
     finally:
         srv.stop()
+
+
+def test_response_hooks_see_every_answer_with_its_request(server):
+    s = h.Session()
+    seen = []
+    s.hooks["response"].append(lambda r: seen.append((r.status_code, r.request.method,
+                                                       r.request.path_url)))
+    s.get(server.url("/redirect?code=302&to=/echo%3Fx=1"))
+    assert seen == [(302, "GET", "/redirect?code=302&to=/echo%3Fx=1"), (200, "GET", "/echo?x=1")]
 
 
 # -- bodies ------------------------------------------------------------------------------------
 
 def test_iterable_without_length_is_sent_chunked(server):
     pieces = [_blob(100_000), b"", b"x" * 7, _blob(70_000)]
-    r = h.Session().put(server.url("/upload"), data=(p for p in pieces))
+    r = h.Session().request("PUT", server.url("/upload"), data=(p for p in pieces))
     got = r.json()
     assert got["chunked"] is True and got["content_length"] is None
     assert got["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
@@ -293,17 +282,19 @@ def test_iterable_without_length_is_sent_chunked(server):
 
 def test_sized_body_is_sent_with_content_length(server):
     pieces = [_blob(300_000), _blob(5)]
-    r = h.Session().put(server.url("/upload"), data=SizedBody(iter(pieces), 300_005))
+    r = h.Session().request("PUT", server.url("/upload"), data=SizedBody(iter(pieces), 300_005))
     got = r.json()
     assert (got["chunked"], got["content_length"], got["size"]) == (False, "300005", 300_005)
     assert got["sha256"] == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
-def test_short_sized_body_is_an_error_and_the_connection_is_dropped(server):
+def test_sized_body_must_keep_to_its_length(server):
     s = h.Session()
     with pytest.raises(h.ProtocolError, match="ended after 3 of its 10 bytes"):
-        s.put(server.url("/upload"), data=SizedBody(iter([b"abc"]), 10))
-    assert s.idle_connections() == 0
+        s.request("PUT", server.url("/upload"), data=SizedBody(iter([b"abc"]), 10))
+    with pytest.raises(h.ProtocolError, match="longer than its Content-Length"):
+        s.request("PUT", server.url("/upload"), data=SizedBody(iter([b"abc", b"defgh"]), 4))
+    assert s.get(server.url("/echo")).status_code == 200
 
 
 def test_body_iterator_exceptions_propagate_unchanged(server):
@@ -316,8 +307,9 @@ def test_body_iterator_exceptions_propagate_unchanged(server):
 
     s = h.Session()
     with pytest.raises(Boom, match="digest mismatch"):
-        s.put(server.url("/upload"), data=body())
-    assert s.idle_connections() == 0
+        s.request("PUT", server.url("/upload"), data=body())
+    with pytest.raises(Boom):
+        s.request("PUT", server.url("/upload"), data=SizedBody(body(), 5000))
     assert s.get(server.url("/echo")).status_code == 200
 
 
@@ -334,23 +326,25 @@ def test_post_dict_is_form_encoded_and_params_and_auth(server):
 
 # -- streaming download ------------------------------------------------------------------------
 
-def test_streamed_download_returns_the_connection_when_read_to_the_end(server):
+def test_streamed_download_comes_in_pieces_and_keeps_the_connection(server):
     n = 3 * 1024 * 1024 + 17
     s = h.Session()
     with s.get(server.url(f"/blob?n={n}"), stream=True) as r:
-        assert s.idle_connections() == 0                # still in use
         chunks = list(r.iter_content(1024 * 1024))
-    assert max(map(len, chunks)) <= 1024 * 1024 and len(chunks) >= 4
+        with pytest.raises(RuntimeError, match="already"):
+            next(r.iter_content(10))
+    assert [len(c) for c in chunks] == [1024 * 1024] * 3 + [17]
     assert b"".join(chunks) == _blob(n)
-    assert s.idle_connections() == 1
+    port = s.get(server.url("/echo")).json()["port"]
+    assert s.get(server.url("/echo")).json()["port"] == port       # pooled again
 
 
-def test_streamed_download_closed_early_discards_the_connection(server):
+def test_streamed_download_closed_early_drops_the_connection(server):
     s = h.Session()
     r = s.get(server.url(f"/blob?n={4 * 1024 * 1024}"), stream=True)
     assert len(next(r.iter_content(65536))) == 65536
     r.close()
-    assert s.idle_connections() == 0
+    r.close()
     assert s.get(server.url("/echo")).status_code == 200
 
 
@@ -397,26 +391,71 @@ def test_same_origin_redirect_keeps_authorization_and_resolves_relative_location
 def test_303_after_post_becomes_get_and_redirect_loops_stop(server):
     got = h.Session().post(server.url("/redirect?code=303&to=/echo"), data=b"body").json()
     assert got["method"] == "GET" and got["body"] == ""
+    assert "content-length" not in got["headers"]
     with pytest.raises(h.TooManyRedirects):
         h.Session().get(server.url("/loop"))
     r = h.Session().get(server.url("/redirect?to=/echo"), allow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "/echo"
 
 
+def test_307_keeps_method_and_body_but_a_stream_is_not_sent_twice(server):
+    got = h.Session().request("PUT", server.url("/redirect?code=307&to=/upload"), data=b"abc").json()
+    assert got["sha256"] == hashlib.sha256(b"abc").hexdigest()
+    r = h.Session().request("PUT", server.url("/redirect?code=307&to=/upload"),
+                        data=SizedBody(iter([b"abc"]), 3))
+    assert r.status_code == 307                 # returned as it is: the caller decides
+
+
+def test_each_redirect_hop_gets_its_own_proxy_decision(server, monkeypatch):
+    """A registry in NO_PROXY may send blob GETs to storage that is only reachable through
+    the proxy: the hop goes through the proxy, without the registry's Authorization."""
+    proxy = Proxy()
+    other = Server()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", f"127.0.0.1:{server.port}")
+        r = h.Session().get(server.url(f"/redirect?code=307&to={other.url('/blob')}"),
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.content == b"from proxy" and r.url == other.url("/blob")
+        assert proxy.seen == [("GET", other.url("/blob"), None)]
+        assert TOKEN not in b"".join(proxy.raw.requests).decode()
+    finally:
+        other.stop()
+        proxy.stop()
+
+
 # -- TLS ---------------------------------------------------------------------------------------
 
-def test_private_ca_fails_with_system_cas_and_works_with_the_ca(tls_server, pki):
+def test_private_ca_fails_with_system_cas_and_works_with_ca_file(tls_server, pki):
     s = h.Session()
     with pytest.raises(h.SSLError) as info:
         s.get(tls_server.url("/echo", host="localhost"), verify=True)
-    text = str(info.value)
-    assert "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text
-    assert s.get(tls_server.url("/echo", host="localhost"), verify=str(pki.ca_cert)).ok
-    # ca_file adds the CA to the system ones (one cached context).
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+    # ca_file adds the CA to the system ones: one cached context per file.
     ctx = ssl_verify(pki.ca_cert)
-    assert ctx is ssl_verify(pki.ca_cert)
-    assert s.get(tls_server.url("/echo"), verify=ctx).json()["method"] == "GET"
-    assert s.get(tls_server.url("/echo"), verify=False).status_code == 200
+    assert ctx is ssl_verify(pki.ca_cert) and ssl_verify(None) is True
+    assert s.get(tls_server.url("/echo", host="localhost"), verify=ctx).json()["method"] == "GET"
+    assert tls.ca_source(ctx) == ("ca_file", pki.ca_cert)
+    assert s.get(tls_server.url("/echo"), verify=False).status_code == 200     # insecure
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_ca_bundle_from_the_environment(tls_server, pki, monkeypatch, variable):
+    monkeypatch.setenv(variable, str(pki.ca_cert))
+    assert h.Session().get(tls_server.url("/echo", host="localhost")).ok
+    monkeypatch.delenv(variable)
+    with pytest.raises(h.SSLError):
+        h.Session().get(tls_server.url("/echo", host="localhost"))
+
+
+def test_a_ca_bundle_directory_from_the_environment(tls_server, pki, monkeypatch, tmp_path):
+    import subprocess
+
+    name = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca_cert)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f"{name}.0").write_bytes(pki.ca_cert.read_bytes())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path))
+    assert h.Session().get(tls_server.url("/echo", host="localhost")).ok
 
 
 def test_name_mismatch_is_a_verification_error(pki):
@@ -424,8 +463,10 @@ def test_name_mismatch_is_a_verification_error(pki):
     srv = Server(_server_context(pki), ip="127.0.0.2")
     try:
         with pytest.raises(h.SSLError) as info:
-            h.Session().get(srv.url("/echo"), verify=str(pki.ca_cert))
+            h.Session().get(srv.url("/echo"), verify=ssl_verify(pki.ca_cert))
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and "mismatch" in str(info.value)
+        assert info.value.verify_code == 64 and info.value.server_name == "127.0.0.2"
+        assert info.value.peer_cert == ssl.PEM_cert_to_DER_cert(pki.server_cert.read_text())
     finally:
         srv.stop()
 
@@ -455,7 +496,7 @@ def test_tls_wrong_name_lists_the_certificates_names(tmp_path):
 
 def test_tls_wrong_name_without_a_readable_certificate(tmp_path, monkeypatch):
     pki = make_pki(tmp_path, dns_names=("registry.invalid",), ip_addresses=())
-    monkeypatch.setattr(h.Session, "_peer_cert", lambda *a: None)
+    monkeypatch.setattr(h, "_peer_cert", lambda *a: None)
     text, _ = _tls_message(pki, ssl_verify(pki.ca_cert))
     assert "the host name localhost does not match the certificate" in text
     assert "Hostname mismatch" in text
@@ -507,16 +548,21 @@ def test_certificate_facts_without_cryptography(tmp_path):
         == "certificate has expired"
 
 
-def test_plain_http_loopback_server_costs_no_ca_loading(server, tls_server, pki, tmp_path):
-    ca = tmp_path / "ca.pem"                     # a path no other test used: a fresh cache key
-    ca.write_bytes(pki.ca_cert.read_bytes())
-    s = h.Session()
-    with pytest.raises(h.SSLError, match="WRONG_VERSION_NUMBER|wrong version|record layer"):
-        s.get(f"https://127.0.0.1:{server.port}/echo", verify=str(ca))    # http server
-    assert not h._context_built(str(ca))
-    # A TLS server: probed, then verified for real (a wrong CA still fails).
-    assert s.get(tls_server.url("/echo"), verify=str(ca)).ok
-    assert h._context_built(str(ca))
+def test_plain_http_costs_no_ca_loading(server, monkeypatch):
+    def no(*args):
+        raise AssertionError("the system CAs were loaded for a plain-HTTP request")
+
+    monkeypatch.setattr(tls, "_verifying", no)
+    monkeypatch.setenv("SSL_CERT_DIR", "/nonexistent/fresh-cache-key")
+    assert h.Session().get(server.url("/echo")).ok
+    with pytest.raises(AssertionError, match="system CAs"):
+        h.Session().get(f"https://127.0.0.1:{server.port}/echo")
+
+
+def test_plain_http_server_asked_for_https_is_a_tls_error(server, pki):
+    with pytest.raises(h.SSLError, match="WRONG_VERSION_NUMBER|wrong version|record layer") as info:
+        h.Session().get(f"https://127.0.0.1:{server.port}/echo", verify=ssl_verify(pki.ca_cert))
+    assert info.value.verify_code is None
 
 
 def test_bad_ca_file_is_an_os_error(tmp_path):
@@ -645,7 +691,8 @@ def test_https_goes_through_connect(tls_server, pki, monkeypatch):
     try:
         monkeypatch.setenv("https_proxy", f"127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "other.example")
-        r = h.Session().get(tls_server.url("/echo", host="localhost"), verify=str(pki.ca_cert))
+        r = h.Session().get(tls_server.url("/echo", host="localhost"),
+                            verify=ssl_verify(pki.ca_cert))
         assert r.json()["headers"]["host"] == f"localhost:{tls_server.port}"
         assert proxy.seen == [("CONNECT", f"localhost:{tls_server.port}", None)]
     finally:
@@ -664,19 +711,45 @@ def test_https_goes_through_connect(tls_server, pki, monkeypatch):
     ("::1", 80, "::1", True),
     ("anything", 80, " * ", True),
     ("anything", 80, "", False),
+    ("registry.example.com.", 443, "other.example, example.com.", True),
+    ("::1", 5000, "[::1]:5000", True),
+    ("::1", 5001, "[::1]:5000", False),
+    ("fd00::7", 443, "fd00::/8", True),
+    ("registry.example.com", 443, "10.0.0.0/8", False),    # a name is not in a CIDR range
 ])
 def test_no_proxy_rules(host, port, no_proxy, bypass):
-    assert h.bypass_proxy(host, port, no_proxy) is bypass
+    assert bypass_proxy(host, port, no_proxy) is bypass
 
 
 def test_proxy_environment_precedence(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://upper:1")
     monkeypatch.setenv("https_proxy", "http://lower:2")
     monkeypatch.setenv("ALL_PROXY", "http://all:3")
-    assert h.proxy_for("https", "r.example", 443) == "http://lower:2"
-    assert h.proxy_for("http", "r.example", 80) == "http://all:3"
+    assert proxy_for("https", "r.example", 443) == "http://lower:2"
+    assert proxy_for("http", "r.example", 80) == "http://all:3"
     monkeypatch.setenv("no_proxy", "r.example")
-    assert h.proxy_for("https", "r.example", 443) is None
+    assert proxy_for("https", "r.example", 443) is None
+    assert proxy_for("https", "s.example", 443) == "http://lower:2"
+
+
+def test_http_proxy_is_ignored_in_cgi_and_a_bare_proxy_is_http(monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://from-a-request-header:1")
+    monkeypatch.setenv("REQUEST_METHOD", "GET")
+    assert proxy_for("http", "r.example", 80) is None               # httpoxy
+    monkeypatch.setenv("http_proxy", "proxy.internal:3128")
+    assert proxy_for("http", "r.example", 80) == "http://proxy.internal:3128"
+
+
+def test_unreachable_or_unknown_proxy_errors_name_no_password(server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://bob:{SECRET}@127.0.0.1:{_free_port()}")
+    with pytest.raises(h.ConnectError) as info:
+        h.Session().get(server.url("/echo"))
+    assert "via proxy 127.0.0.1:" in str(info.value) and "Connection refused" in str(info.value)
+    assert SECRET not in str(info.value)
+    monkeypatch.setenv("HTTP_PROXY", f"socks5://bob:{SECRET}@127.0.0.1:1080")
+    with pytest.raises(h.HTTPError, match="unsupported proxy scheme socks5://") as info:
+        h.Session().get(server.url("/echo"))
+    assert SECRET not in str(info.value)
 
 
 # -- Response ----------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_token_cache_reuses_covering_tokens_and_expires():
 def test_a_token_answer_that_is_not_an_object_is_an_auth_error(body):
     from pipeline.registry.auth import _token_from
     from pipeline.registry.errors import RegistryAPIError
-    from pipeline.registry.http import Response
+    from pipeline.registry.session import Response
 
     with pytest.raises(RegistryAPIError, match="answer is not a JSON object") as err:
         _token_from(Response(200, body, {"Content-Type": "application/json"}), "reg.example",

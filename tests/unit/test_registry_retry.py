@@ -1,4 +1,5 @@
-"""Retry policy: Retry-After parsing, backoff with jitter, what is retried, error bodies."""
+"""The retry policy (tenacity): Retry-After parsing, backoff with jitter, what is retried, the
+retry hook, error bodies; and the same policy around the engine push."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from email.utils import formatdate
 
 import pytest
 
+from pipeline.engine import PushAuthError, PushError, PushTransientError
 from pipeline.registry.errors import RegistryAPIError, from_response
-from pipeline.registry.http import Response
-from pipeline.registry.retry import backoff, parse_retry_after, retrying, wait_for
+from pipeline.registry.retry import backoff, is_transient, parse_retry_after, retrying
+from pipeline.registry.session import Response
 
 NOW = 1_700_000_000.0
 
@@ -34,10 +36,10 @@ def test_backoff_is_exponential_with_jitter_and_capped():
     assert backoff(20, 30.0, rand=lambda: 0.0) == 15.0
 
 
-def test_retry_after_wins_but_is_capped():
-    err = RegistryAPIError("x", status=429, transient=True, retry_after=12.0)
-    assert wait_for(err, 1, 30.0) == 12.0
-    assert wait_for(err, 1, 5.0) == 5.0
+@pytest.mark.parametrize("max_delay, waited", [(30.0, 12.0), (5.0, 5.0)])
+def test_retry_after_wins_but_is_capped(max_delay, waited):
+    errors = [RegistryAPIError("x", status=429, transient=True, retry_after=12.0)]
+    assert _run(errors, max_delay=max_delay)[1] == [waited]
 
 
 def _run(errors, attempts=5, max_delay=30.0):
@@ -80,31 +82,56 @@ def test_gives_up_after_the_attempts_with_the_last_error():
         _run(errors, attempts=3)
 
 
-def test_hooks_number_attempts_across_the_hand_over_to_tenacity():
+def test_on_retry_numbers_the_attempts_and_gets_the_error_and_the_wait():
     errors = [RegistryAPIError(f"boom {i}", status=503, transient=True, retry_after=float(i))
               for i in range(1, 4)]
     seen, sleeps = [], []
 
-    def hook(state):
-        seen.append((state.attempt_number, str(state.outcome.exception()), state.next_action.sleep))
-
-    for attempt in retrying(5, 30.0, sleep=sleeps.append, before_sleep=hook):
+    for attempt in retrying(5, 30.0, sleep=sleeps.append,
+                            on_retry=lambda n, error, wait: seen.append((n, str(error), wait))):
         with attempt:
             if errors:
                 raise errors.pop(0)
-            break
     assert seen == [(1, "boom 1", 1.0), (2, "boom 2", 2.0), (3, "boom 3", 3.0)]
     assert sleeps == [1.0, 2.0, 3.0]
 
 
-def test_a_first_try_that_works_never_imports_tenacity():
-    import subprocess
-    import sys
-    code = ("import sys\nfrom pipeline.registry.retry import retrying\n"
-            "for a in retrying(5, 30.0):\n    with a:\n        break\n"
-            "print('tenacity' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def test_no_hook_call_and_no_wait_after_the_last_attempt():
+    seen, sleeps = [], []
+    with pytest.raises(RegistryAPIError, match="down 1"):
+        for attempt in retrying(2, 30.0, sleep=sleeps.append,
+                                on_retry=lambda *a: seen.append(a[0])):
+            with attempt:
+                raise RegistryAPIError(f"down {attempt.retry_state.attempt_number - 1}",
+                                       transient=True)
+    assert seen == [1] and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("error, retried", [
+    (PushTransientError("connection reset by peer"), True),
+    (PushAuthError("unauthorized"), False),
+    (PushError("manifest invalid"), False),
+    (RegistryAPIError("503", status=503, transient=True), True),
+    (RegistryAPIError("denied", status=403, auth=True), False),
+    (ValueError("a bug"), False),
+])
+def test_one_rule_for_registry_and_engine_errors(error, retried):
+    assert is_transient(error) is retried
+    calls, sleeps = [], []
+
+    def push():
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return "sha256:ok"
+
+    if retried:
+        assert retrying(3, 1.0, sleep=sleeps.append)(push) == "sha256:ok"
+        assert len(calls) == 2 and 0.25 <= sleeps[0] <= 0.5
+    else:
+        with pytest.raises(type(error)):
+            retrying(3, 1.0, sleep=sleeps.append)(push)
+        assert len(calls) == 1 and sleeps == []
 
 
 def _response(status: int, body: bytes = b"", headers: dict | None = None) -> Response:
