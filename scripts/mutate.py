@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation testing for one module, one mutant at a time (standard library only).
 
-    .venv/bin/python scripts/mutate.py pipeline/prune.py tests/unit/test_prune.py [--jobs 2]
+    .venv/bin/python scripts/mutate.py pipeline/model/prune.py tests/unit/test_prune.py [--jobs 2]
 
 Each mutant is one small change to the module's syntax tree:
 
@@ -332,7 +332,7 @@ def load_equivalent(path: Path, module: str) -> set[tuple[int, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("module", help="the module to mutate, e.g. pipeline/prune.py")
+    ap.add_argument("module", help="the module to mutate, e.g. pipeline/model/prune.py")
     ap.add_argument("tests", nargs="+", help="test files or node ids for pytest")
     ap.add_argument("--jobs", "-j", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=None,

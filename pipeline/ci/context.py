@@ -12,13 +12,13 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from pipeline.errors import UsageError
 
 # Registry types the CI logs in to with OIDC (a short-lived identity, no stored secret); release's
 # cloud adapters then read that identity (AWS chain, Google ADC, Azure login) themselves.
 OIDC_TYPES = ("ecr", "gcr", "acr")
 
-_SLASHED = re.compile(r"/(.+)/(.*)")  # `/source/flags`, read as pipeline.tags.jsregex reads it
+_SLASHED = re.compile(r"/(.+)/(.*)")  # `/source/flags`, read as pipeline.model.tags.jsregex reads it
 _LOOPBACK = re.compile(r"^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::(\d+))?$")
 _ECR_HOST = re.compile(r"^(\d{12})\.dkr[.-]ecr(?:-fips)?\.([a-z]{2,}(?:-[a-z]+)+-[0-9]+)\.")  # its region
 _DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")

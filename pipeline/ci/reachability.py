@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .context import registry_context
+from pipeline.ci.context import registry_context
 
 # Names public DNS does not answer for (RFC 6761/6762/8375, ICANN's .internal, common habits).
 _PRIVATE_SUFFIXES = (".local", ".localdomain", ".internal", ".intranet", ".lan", ".home",

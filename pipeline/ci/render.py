@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError
-from .context import Setting
+from pipeline.errors import UsageError
+from pipeline.ci.context import Setting
 
 TARGETS = {"github": "github.yml.j2", "gitlab": "gitlab.yml.j2"}
 DEFAULT_OUTPUTS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml"}

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from ..redact import redact
+from pipeline.ui.redact import redact
 
 HELD = ("pushed", "already there")     # statuses of a reference that holds the image
 SUMMARY_LIMIT = 900_000                # GitHub rejects a step summary over 1 MiB
@@ -152,7 +152,7 @@ def dotenv_text(report) -> str:
 def check_output_paths(env: Mapping[str, str], dotenv: str | None = None) -> None:
     """Before any work: every file the step will write can be written (else exit 2, not a
     pushed release followed by a crash)."""
-    from ..errors import UsageError
+    from pipeline.errors import UsageError
 
     paths = [(name, env.get(name)) for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")]
     paths.append(("--dotenv", dotenv))

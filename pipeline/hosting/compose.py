@@ -1,4 +1,4 @@
-"""Deployment -> docker-compose.yml, from pipeline/templates/docker-compose.yml.j2.
+"""Deployment -> docker-compose.yml, from pipeline/hosting/templates/docker-compose.yml.j2.
 
 Host paths under the directory the Compose file is meant for (`base`, the current directory
 by default) are written relative (./auth, ./certs, ./data), so the directory can be moved
@@ -12,7 +12,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .deploy import CONFIG_PATH, Deployment
+from pipeline.hosting.deploy import CONFIG_PATH, Deployment
 
 
 def _rel(path: str, base: Path) -> str:
@@ -25,7 +25,7 @@ def _rel(path: str, base: Path) -> str:
 
 
 def template_text() -> str:
-    return resources.files("pipeline").joinpath("templates/docker-compose.yml.j2").read_text()
+    return resources.files("pipeline.hosting").joinpath("templates/docker-compose.yml.j2").read_text()
 
 
 def render_compose(dep: Deployment, *, base: Path | None = None) -> str:

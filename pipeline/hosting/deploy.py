@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
+from pipeline.errors import UsageError
 
 DEFAULT_NAME = "registry"
 DEFAULT_PORT = 5000
@@ -260,7 +260,7 @@ def plan_deployment(opts: RegistryOptions, *, config_dir: Path, password: str | 
     registry_dns: the name the UI container reaches the registry by (the container name for
     `up`, the service name for Compose).
     """
-    from . import files
+    from pipeline.hosting import files
 
     opts.validate()
     config_dir = Path(config_dir).expanduser().absolute()

@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from ..errors import ReleaseError, UsageError
-from ..registry.session import HTTPError, Session
-from .deploy import (CONFIG_PATH, LABEL, LABEL_DEPLOYMENT, LABEL_HASH, LABEL_ROLE, MARKER,
-                     ContainerPlan, Deployment, default_config_dir)
+from pipeline.errors import ReleaseError, UsageError
+from pipeline.registry.session import HTTPError, Session
+from pipeline.hosting.deploy import (
+    CONFIG_PATH,
+    LABEL,
+    LABEL_DEPLOYMENT,
+    LABEL_HASH,
+    LABEL_ROLE,
+    MARKER,
+    ContainerPlan,
+    Deployment,
+    default_config_dir,
+)
 
 GC_SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
 EMPTY_REGISTRY = "Path not found: /docker/registry/v2/repositories"
@@ -49,7 +58,7 @@ class UpResult:
 
 
 def docker_client():
-    from ..engine import Engine  # connects with a clear error when no engine answers
+    from pipeline.engine.client import Engine  # connects with a clear error when no engine answers
     return Engine(timeout=300).client
 
 

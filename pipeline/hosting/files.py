@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ReleaseError, UsageError
+from pipeline.errors import ReleaseError, UsageError
 
 BCRYPT_COST = 10
 CERT_DAYS = 365

@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .. import redact
-from ..credentials import Credentials
-from .errors import RegistryAPIError, connection_error, from_response
-from .session import HTTPError
+from pipeline.ui import redact
+from pipeline.auth.lookup import Credentials
+from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
+from pipeline.registry.session import HTTPError
 
 DEFAULT_TOKEN_LIFETIME = 60.0     # distribution token spec: "defaults to 60 seconds"
 EXPIRY_MARGIN = 10.0
@@ -183,7 +183,7 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
     secret = creds.identity_token or creds.password
     # A loopback registry may speak plain HTTP, but the realm it names is another host:
     # credentials go over plain HTTP only to a loopback realm, or when the user said insecure.
-    from .transport import is_loopback
+    from pipeline.registry.transport import is_loopback
     if parts.scheme == "http" and secret and not (allow_http or is_loopback(parts.netloc)):
         raise RegistryAPIError(
             f"{host}: refusing to send credentials to the plain-HTTP token realm {realm} "

@@ -20,20 +20,20 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode
 
-from ..credentials import ANONYMOUS, Credentials
-from ..errors import UsageError
-from . import upload
-from .auth import merge_scopes, repository_scope
-from .digest import hasher_for, is_digest
-from .errors import DigestMismatch, RegistryAPIError, from_response
-from .limits import LIMITER
-from .links import next_url
-from .manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
-from .reference import normalize_host
-from .retry import retrying
-from .stream import BlobStream, Source
-from .tls import docker_certs_d_ca, ssl_verify
-from .transport import Transport, is_loopback
+from pipeline.auth.lookup import ANONYMOUS, Credentials
+from pipeline.errors import UsageError
+from pipeline.registry import upload
+from pipeline.registry.auth import merge_scopes, repository_scope
+from pipeline.registry.digest import hasher_for, is_digest
+from pipeline.registry.errors import DigestMismatch, RegistryAPIError, from_response
+from pipeline.registry.limits import LIMITER
+from pipeline.registry.links import next_url
+from pipeline.registry.manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
+from pipeline.registry.reference import normalize_host
+from pipeline.registry.retry import retrying
+from pipeline.registry.stream import BlobStream, Source
+from pipeline.registry.tls import docker_certs_d_ca, ssl_verify
+from pipeline.registry.transport import Transport, is_loopback
 
 __all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES",
            "is_loopback"]

@@ -20,13 +20,13 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
-from .client import ManifestInfo, RegistryClient
-from .digest import is_digest, sha256_digest
-from .errors import RegistryAPIError
-from .limits import LIMITER
-from .manifest import Descriptor, ManifestError, media_type_of, parse_manifest
-from .reference import validate_tag
+from pipeline.errors import UsageError
+from pipeline.registry.client import ManifestInfo, RegistryClient
+from pipeline.registry.digest import is_digest, sha256_digest
+from pipeline.registry.errors import RegistryAPIError
+from pipeline.registry.limits import LIMITER
+from pipeline.registry.manifest import Descriptor, ManifestError, media_type_of, parse_manifest
+from pipeline.registry.reference import validate_tag
 
 PUSHED = "pushed"
 ALREADY = "already there"

@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Iterable, Iterator
 
-from .errors import DigestMismatch
+from pipeline.registry.errors import DigestMismatch
 
 _DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})\Z")
 

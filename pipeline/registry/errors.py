@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .. import redact
-from .retry import parse_retry_after
+from pipeline.ui import redact
+from pipeline.registry.retry import parse_retry_after
 
 MAX_ERROR_BODY = 64 * 1024
 TRANSIENT_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504, 522})
@@ -188,7 +188,7 @@ def tls_failure(exc: BaseException | None, host: str | None = None) -> tuple[str
 
     if code in _UNTRUSTED or "self-signed" in lower or "self signed" in lower \
             or "issuer" in lower or "unable to verify" in lower:
-        from .tls import DOCKER_CERTS_D, ca_source
+        from pipeline.registry.tls import DOCKER_CERTS_D, ca_source
 
         source = ca_source(getattr(exc, "context", None))
         what = ("the registry's certificate is self-signed" if code == 18 or

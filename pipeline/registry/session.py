@@ -36,9 +36,9 @@ import urllib3
 from urllib3.exceptions import (ConnectTimeoutError, InsecureRequestWarning, NewConnectionError,
                                 ProxyError, ReadTimeoutError)
 
-from .. import __version__
-from . import tls
-from .proxy import proxy_for
+from pipeline import __version__
+from pipeline.registry import tls
+from pipeline.registry.proxy import proxy_for
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 16

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from .digest import verified_chunks
-from .errors import connection_error
-from .session import HTTPError
+from pipeline.registry.digest import verified_chunks
+from pipeline.registry.errors import connection_error
+from pipeline.registry.session import HTTPError
 
 READ_CHUNK = 1024 * 1024
 

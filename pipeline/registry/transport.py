@@ -25,12 +25,12 @@ import base64
 import threading
 from urllib.parse import urlsplit
 
-from .. import redact
-from ..credentials import Credentials
-from .auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
-from .errors import RegistryAPIError, connection_error, from_response
-from .reference import api_host
-from .session import HTTPError, Session
+from pipeline.ui import redact
+from pipeline.auth.lookup import Credentials
+from pipeline.registry.auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
+from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
+from pipeline.registry.reference import api_host
+from pipeline.registry.session import HTTPError, Session
 
 
 def is_loopback(host: str) -> bool:

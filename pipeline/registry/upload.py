@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from urllib.parse import quote, urljoin
 
-from .digest import verified_chunks
-from .errors import RegistryAPIError, from_response
-from .stream import BlobStream, FileBody, SizedBody, close_source, open_source, rechunk
+from pipeline.registry.digest import verified_chunks
+from pipeline.registry.errors import RegistryAPIError, from_response
+from pipeline.registry.stream import (
+    BlobStream,
+    FileBody,
+    SizedBody,
+    close_source,
+    open_source,
+    rechunk,
+)
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
 MAX_CHUNK_MIN = 1024 * 1024 * 1024

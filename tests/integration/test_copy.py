@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from pipeline.credentials import ANONYMOUS, Credentials
+from pipeline.auth.lookup import ANONYMOUS, Credentials
 from pipeline.registry.client import DigestMismatch, RegistryClient
 from pipeline.registry.copy import ALREADY, PUSHED, copy_image, tag_image
 from pipeline.registry.manifest import OCI_INDEX, OCI_MANIFEST

@@ -1,4 +1,4 @@
-"""build-push's fan-out (pipeline/fanout_push.py) on the real engine and real registries:
+"""build-push's fan-out (pipeline/registry/fanout.py) on the real engine and real registries:
 one export, each layer compressed once, every registry at once; recognising an image that
 is already there whoever compressed it; unchanged layers not sent again; the engine push
 as a fallback and on request."""
@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from pipeline.engine_socket import EngineSocket, socket_path
+from pipeline.engine.socket_api import EngineSocket, socket_path
 from pipeline.errors import ReleaseError
 from tests.support.images import write_context
 from tests.support.release_cli import registry_block, run_release, write_release
@@ -109,12 +109,12 @@ def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engin
 def test_an_export_that_cannot_be_read_falls_back_to_the_engine_push(tmp_path, docker_engine,
                                                                      plain_registry, unique_repo,
                                                                      cleanup_images):
-    from pipeline.cli import _derive
-    from pipeline.config import load_config
-    from pipeline.engine import Engine
-    from pipeline.plan import make_plan
-    from pipeline.progress import PlainReporter
-    from pipeline.release import Releaser
+    from pipeline.cli.main import _derive
+    from pipeline.model.config.loader import load_config
+    from pipeline.engine.client import Engine
+    from pipeline.model.plan import make_plan
+    from pipeline.ui.progress import PlainReporter
+    from pipeline.app.release import Releaser
 
     config_path = write_release(tmp_path, [registry_block("plain", plain_registry, unique_repo)])
     config = load_config(str(config_path))
@@ -149,7 +149,7 @@ def test_the_engine_socket_reads_what_docker_py_reads(tmp_path, docker_engine, c
 
 
 def test_an_unreachable_engine_socket_is_a_clear_error(tmp_path):
-    from pipeline.engine import Engine
+    from pipeline.engine.client import Engine
 
     engine = Engine(env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     with pytest.raises(ReleaseError) as err:

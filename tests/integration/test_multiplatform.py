@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.platforms import Platform, binfmt_handler
+from pipeline.model.platforms import Platform, binfmt_handler
 from tests.support.release_cli import registry_block, run_release
 from tests.support.release_cli import write_release as shared_write_release
 
@@ -302,13 +302,13 @@ def test_a_rerun_whose_compression_differs_keeps_the_released_index(tmp_path, do
     that lacks it gets a copy of that index, not a new one, and nothing is exported."""
     import io
 
-    from pipeline import compress
-    from pipeline.cli import _derive
-    from pipeline.config import load_config
-    from pipeline.engine import Engine
-    from pipeline.plan import make_plan
-    from pipeline.progress import PlainReporter
-    from pipeline.release import Releaser
+    from pipeline.engine import compress
+    from pipeline.cli.main import _derive
+    from pipeline.model.config.loader import load_config
+    from pipeline.engine.client import Engine
+    from pipeline.model.plan import make_plan
+    from pipeline.ui.progress import PlainReporter
+    from pipeline.app.release import Releaser
 
     config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
     first = run_release(config, "build-push", "6.0.0", "--json")

@@ -14,8 +14,8 @@ import uuid
 import pytest
 import requests
 
-from pipeline import redact
-from pipeline.credentials import ANONYMOUS, Credentials
+from pipeline.ui import redact
+from pipeline.auth.lookup import ANONYMOUS, Credentials
 from pipeline.errors import UsageError
 from pipeline.registry.client import RegistryAPIError, RegistryClient
 from pipeline.registry.copy import PUSHED, copy_image, tag_image

@@ -7,11 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.buildkit.choose import (BUILDX, CLASSIC, ENGINE, LEGACY_CLI, DockerCli, choose_route,
-                                      describe_route, engine_has_buildkit)
-from pipeline.buildkit.cli_build import build_argv
-from pipeline.buildkit.options import BuildSecret, OptionError, parse_cache_entry
-from pipeline.config import load_config
+from pipeline.engine.buildkit.choose import (
+    BUILDX,
+    CLASSIC,
+    ENGINE,
+    LEGACY_CLI,
+    DockerCli,
+    choose_route,
+    describe_route,
+    engine_has_buildkit,
+)
+from pipeline.engine.buildkit.cli_build import build_argv
+from pipeline.engine.buildkit.options import BuildSecret, OptionError, parse_cache_entry
+from pipeline.model.config.loader import load_config
 from pipeline.errors import ConfigError, UsageError
 
 MODERN = {"ApiVersion": "1.41", "Os": "linux"}
@@ -145,7 +153,7 @@ def test_credentials_in_a_cache_spec_are_refused_and_never_echoed(text):
 
 def test_a_credential_on_the_command_line_is_a_usage_error_without_the_value(tmp_path):
     from click.testing import CliRunner
-    from pipeline.cli import cli
+    from pipeline.cli.main import cli
     config = write(tmp_path, "")
     result = CliRunner().invoke(cli, ["-c", str(config), "plan", "1.0.0", "--cache-to",
                                       "type=s3,bucket=b,secret_access_key=SUPERSECRETKEY"])
@@ -283,7 +291,7 @@ def test_each_platform_gets_its_own_gha_scope_unless_one_is_named():
 
 
 def test_created_is_reused_only_for_the_same_version_and_commit():
-    from pipeline.labels import PREFIX, reusable_created
+    from pipeline.model.labels import PREFIX, reusable_created
     mine = {PREFIX + "version": "1.0.0", PREFIX + "revision": "abc", PREFIX + "created": "T1"}
     assert reusable_created([None, mine], version="1.0.0", revision="abc") == "T1"
     assert reusable_created([mine], version="1.0.1", revision="abc") is None
@@ -318,7 +326,7 @@ def _image(image_id, *, created="T", layers=("sha256:l1",), history=("RUN a",)):
 
 
 def test_a_rebuild_that_differs_only_in_inline_cache_order_keeps_the_earlier_image():
-    from pipeline.buildkit.builder import ImageBuilder
+    from pipeline.engine.buildkit.builder import ImageBuilder
     engine = _Engine({"sha256:old": _image("sha256:old"), "sha256:new": _image("sha256:new")})
     builder = ImageBuilder.__new__(ImageBuilder)
     builder.engine = engine
@@ -330,7 +338,7 @@ def test_a_rebuild_that_differs_only_in_inline_cache_order_keeps_the_earlier_ima
 @pytest.mark.parametrize("change", [dict(created="T2"), dict(layers=("sha256:l2",)),
                                     dict(history=("RUN b",))])
 def test_a_rebuild_that_really_differs_is_the_new_image(change):
-    from pipeline.buildkit.builder import ImageBuilder
+    from pipeline.engine.buildkit.builder import ImageBuilder
     engine = _Engine({"sha256:old": _image("sha256:old"), "sha256:new": _image("sha256:new", **change)})
     builder = ImageBuilder.__new__(ImageBuilder)
     builder.engine = engine

@@ -8,8 +8,8 @@ import tarfile
 
 import pytest
 
-from pipeline.buildkit import context as ctx_mod
-from pipeline.buildkit.context import OUTSIDE_DOCKERFILE, prepare_context
+from pipeline.engine.buildkit import context as ctx_mod
+from pipeline.engine.buildkit.context import OUTSIDE_DOCKERFILE, prepare_context
 from pipeline.errors import UsageError
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.buildkit.dockerfile import StepLocation, StepName, locate_step, parse_step_name
-from pipeline.buildkit.plainlog import PlainLogParser
-from pipeline.buildkit.trace import status_from_message
+from pipeline.engine.buildkit.dockerfile import StepLocation, StepName, locate_step, parse_step_name
+from pipeline.engine.buildkit.plainlog import PlainLogParser
+from pipeline.engine.buildkit.trace import status_from_message
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "buildkit"
 NUMBERING = DATA / "numbering"

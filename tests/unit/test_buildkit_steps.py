@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.buildkit.plainlog import PlainLogParser
-from pipeline.buildkit.steps import StepFailure, StepTracker, clean_log, short_error
-from pipeline.buildkit.trace import (
+from pipeline.engine.buildkit.plainlog import PlainLogParser
+from pipeline.engine.buildkit.steps import StepFailure, StepTracker, clean_log, short_error
+from pipeline.engine.buildkit.trace import (
     StatusResponse,
     Vertex,
     VertexLog,

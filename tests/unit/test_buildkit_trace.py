@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.buildkit.trace import (
+from pipeline.engine.buildkit.trace import (
     StatusResponse,
     TraceDecodeError,
     Vertex,

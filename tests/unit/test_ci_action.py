@@ -22,7 +22,7 @@ import pytest
 from pipeline.ci import step as ci_step
 from pipeline.ci.context import action_reference, build_context
 from pipeline.ci.render import load_versions, render
-from pipeline.config import load_config
+from pipeline.model.config.loader import load_config
 from pipeline.errors import UsageError
 from tests.support.ciyaml import check_jsonschema, load
 
@@ -327,7 +327,7 @@ def test_cli_use_action_and_use_component(tmp_path):
 
     from click.testing import CliRunner
 
-    from pipeline.cli import cli
+    from pipeline.cli.main import cli
 
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from pipeline.ci.context import build_context, component_reference
 from pipeline.ci.render import load_versions, render
-from pipeline.config import load_config
+from pipeline.model.config.loader import load_config
 from pipeline.errors import UsageError
 from tests.support.ciyaml import check_jsonschema, load
 

@@ -4,12 +4,24 @@ import re
 
 import pytest
 
-from pipeline.ci.context import (ANY_TAG, PlatformJob, build_context, cache_context, extras_for,
-                                 gitlab_cache_ref, gitlab_regex, glob_from_regex, login_set,
-                                 platform_jobs, registry_context, tag_triggers, with_extras)
-from pipeline.config import load_config
-from pipeline.tags.jsregex import compile_js_regex
-from pipeline.tags import parse_tag_rule
+from pipeline.ci.context import (
+    ANY_TAG,
+    PlatformJob,
+    build_context,
+    cache_context,
+    extras_for,
+    gitlab_cache_ref,
+    gitlab_regex,
+    glob_from_regex,
+    login_set,
+    platform_jobs,
+    registry_context,
+    tag_triggers,
+    with_extras,
+)
+from pipeline.model.config.loader import load_config
+from pipeline.model.tags.jsregex import compile_js_regex
+from pipeline.model.tags import parse_tag_rule
 
 
 def github_glob_matches(glob: str, tag: str) -> bool:

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.ci.render import load_versions
-from pipeline.cli import cli
+from pipeline.cli.main import cli
 from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -524,7 +524,7 @@ def test_one_platform_renders_as_no_platform_does(tmp_path):
 
 
 def test_cli_start_up_does_not_import_jinja():
-    code = "import sys, pipeline.cli; print(sorted(m for m in ('jinja2', 'yaml') if m in sys.modules))"
+    code = "import sys, pipeline.cli.main; print(sorted(m for m in ('jinja2', 'yaml') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stderr
 

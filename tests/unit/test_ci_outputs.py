@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline import redact
+from pipeline.ui import redact
 from pipeline.ci import step
-from pipeline.progress import CIReporter, LiveReporter, PlainReporter, make_reporter
-from pipeline.results import Report, RefResult
+from pipeline.ui.progress import CIReporter, LiveReporter, PlainReporter, make_reporter
+from pipeline.app.report import Report, RefResult
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.ci.reachability import findings, host_kind
-from pipeline.cli import cli
-from pipeline.config import load_config
+from pipeline.cli.main import cli
+from pipeline.model.config.loader import load_config
 
 INSTALL = "git+https://example.com/release.git@v1"
 

@@ -114,7 +114,7 @@ def test_output_ends_with_one_newline_and_no_trailing_spaces(tmp_path):
 
 def test_copy_of_builtin_templates_renders_the_same(tmp_path):
     from pipeline.ci.context import build_context
-    from pipeline.config import load_config
+    from pipeline.model.config.loader import load_config
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "release.yml").write_text(
         "image: {name: app}\nregistries:\n  - {name: r, registry: r.example.com, repository: a}\n")

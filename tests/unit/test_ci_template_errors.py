@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from pipeline.cli.main import cli
 
 INSTALL = "git+https://example.com/release.git@v1"
 

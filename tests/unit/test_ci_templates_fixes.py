@@ -25,8 +25,8 @@ import pytest
 
 from pipeline.ci.context import build_context, github_runner
 from pipeline.ci.render import load_versions, render
-from pipeline.cloud.dockerconfig import lookup
-from pipeline.config import load_config
+from pipeline.auth.dockerconfig import lookup
+from pipeline.model.config.loader import load_config
 from tests.support.ciyaml import check_jsonschema, load
 
 VERSIONS = load_versions(None)

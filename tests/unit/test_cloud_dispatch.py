@@ -13,12 +13,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pipeline import redact
-from pipeline.cloud import credentials_for
-from pipeline.cloud.cache import TokenCache
-from pipeline.cloud.common import quiet_logs
-from pipeline.config import RegistryConfig, load_config
-from pipeline.credentials import Credentials
+from pipeline.ui import redact
+from pipeline.auth.cloud import credentials_for
+from pipeline.auth.cache import TokenCache
+from pipeline.auth.cloud.common import quiet_logs
+from pipeline.model.config.loader import RegistryConfig, load_config
+from pipeline.auth.lookup import Credentials
 from pipeline.errors import ConfigError, UsageError
 
 
@@ -113,7 +113,7 @@ def test_ghcr_an_explicit_docker_login_wins_over_gh_token(tmp_path):
 
 
 def test_ghcr_precedence_is_documented():
-    from pipeline.cloud import ghcr
+    from pipeline.auth.cloud import ghcr
 
     doc = ghcr.__doc__
     assert doc.index("token_env") < doc.index("GITHUB_TOKEN") < doc.index("docker login") \
@@ -144,7 +144,7 @@ def test_generic_keeps_the_foundation_order(tmp_path):
 
 
 def test_cloud_types_fall_back_to_docker_auth_config(tmp_path, monkeypatch):
-    from pipeline.cloud import ecr
+    from pipeline.auth.cloud import ecr
     monkeypatch.setattr(ecr, "_boto3", lambda: None)            # no SDK, no CLI
     host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     auth = base64.b64encode(b"AWS:from-gitlab-variable").decode()
@@ -224,7 +224,7 @@ def basic_registry():
 
 
 def test_a_token_past_expiry_by_clock_skew_is_tried_before_being_refused(basic_registry):
-    from pipeline.cloud.prove import prove
+    from pipeline.auth.prove import prove
 
     host, seen = basic_registry
     skewed = datetime.now(timezone.utc) - timedelta(minutes=3)
@@ -241,7 +241,7 @@ def test_a_token_past_expiry_by_clock_skew_is_tried_before_being_refused(basic_r
 
 
 def test_docker_config_store_auths_helpers_and_docker_hub_key(tmp_path):
-    from pipeline.cloud import dockerconfig
+    from pipeline.auth import dockerconfig
     from tests.support.cloudstubs import CliStub
 
     e = env(tmp_path, PATH=str(tmp_path / "bin"))
@@ -382,7 +382,7 @@ def test_help_and_config_loading_import_no_cloud_sdk(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         from click.testing import CliRunner
-        from pipeline.cli import cli
+        from pipeline.cli.main import cli
         assert CliRunner().invoke(cli, ["--help"]).exit_code == 0
         r = CliRunner().invoke(cli, ["-c", {str(tmp_path / "release.yml")!r}, "validate"])
         assert r.exit_code == 0, r.output
@@ -415,7 +415,7 @@ def login_project(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    from pipeline.cloud import CACHE
+    from pipeline.auth.cloud import CACHE
     CACHE.clear()
     yield tmp_path
     CACHE.clear()
@@ -424,13 +424,13 @@ def login_project(tmp_path, monkeypatch):
 def run_cli(project, *args):
     from click.testing import CliRunner
 
-    from pipeline.cli import cli
+    from pipeline.cli.main import cli
     return CliRunner().invoke(cli, ["-c", str(project / "release.yml"), *args])
 
 
 @pytest.fixture
 def proofs_ok(monkeypatch):
-    from pipeline.cloud import prove as prove_mod
+    from pipeline.auth import prove as prove_mod
 
     proved = []
 
@@ -474,7 +474,7 @@ def test_login_configuration_errors_exit_2_with_every_registry_shown(login_proje
 
 
 def test_docker_config_store_writes_through_a_symlink(tmp_path):
-    from pipeline.cloud import dockerconfig
+    from pipeline.auth import dockerconfig
 
     real = tmp_path / "dotfiles" / "docker-config.json"
     real.parent.mkdir()
@@ -494,7 +494,7 @@ def test_docker_config_store_writes_through_a_symlink(tmp_path):
 
 
 def test_logout_removes_what_login_docker_config_stored(login_project, monkeypatch):
-    from pipeline.cloud import dockerconfig
+    from pipeline.auth import dockerconfig
     from tests.support.cloudstubs import CliStub
 
     e = {"DOCKER_CONFIG": str(login_project / "docker"), "PATH": str(login_project / "bin")}
@@ -540,7 +540,7 @@ def test_logout_removes_what_login_docker_config_stored(login_project, monkeypat
 def test_expiring_and_refresh_forget_the_cached_token(tmp_path, monkeypatch):
     import google.auth
 
-    from pipeline.cloud import expiring, refresh
+    from pipeline.auth.cloud import expiring, refresh
     from tests.support.cloudstubs import CliStub
 
     now = datetime.now(timezone.utc)

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from pipeline import redact
-from pipeline.cloud import CloudAuthError, credentials_for, ecr
-from pipeline.cloud.cache import TokenCache
-from pipeline.config import RegistryConfig
+from pipeline.ui import redact
+from pipeline.auth.cloud import CloudAuthError, credentials_for, ecr
+from pipeline.auth.cache import TokenCache
+from pipeline.model.config.loader import RegistryConfig
 from pipeline.errors import UsageError
 from tests.support.cloudstubs import CliStub, MotoServer
 

@@ -11,10 +11,10 @@ import google.auth
 import google.auth.exceptions
 import pytest
 
-from pipeline import redact
-from pipeline.cloud import CloudAuthError, credentials_for, gcr
-from pipeline.cloud.cache import TokenCache
-from pipeline.config import RegistryConfig
+from pipeline.ui import redact
+from pipeline.auth.cloud import CloudAuthError, credentials_for, gcr
+from pipeline.auth.cache import TokenCache
+from pipeline.model.config.loader import RegistryConfig
 from pipeline.errors import UsageError
 from tests.support.cloudstubs import CliStub, GoogleTokenServer, make_service_account_key
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import pipeline.tags as tags_module
-from pipeline.config import (
+import pipeline.model.tags as tags_module
+from pipeline.model.config.loader import (
     Config,
     ImageConfig,
     RegistryConfig,
@@ -21,7 +21,7 @@ from pipeline.errors import ConfigError, TagRuleError, UsageError
 
 SECRET_HINT = "put the secret in an environment variable and name it with password_env"
 
-# ------------------------------------------------------------------ pipeline.tags stand-in
+# ------------------------------------------------------------------ pipeline.model.tags stand-in
 
 _TAG_TYPES = {"schedule", "semver", "pep440", "match", "edge", "ref", "raw", "sha"}
 
@@ -45,7 +45,7 @@ def _fake_parse_flavor(lines: list[str]):
 
 @pytest.fixture(autouse=True)
 def tags_api(monkeypatch):
-    """Use the real pipeline.tags when it has landed, simple fakes until then."""
+    """Use the real pipeline.model.tags when it has landed, simple fakes until then."""
     fakes = {
         "parse_tag_rule": _fake_parse_tag_rule,
         "parse_flavor": _fake_parse_flavor,

@@ -11,15 +11,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import pipeline.config as config_module
-from pipeline import credentials
-from pipeline.cli import cli
-from pipeline.cloud import credentials_for
-from pipeline.cloud.cache import TokenCache
-from pipeline.config import (MAX_ATTEMPTS, MAX_CONFIG_BYTES, MAX_MAX_DELAY, RetryConfig,
-                             env_name_is_plausible, load_config)
+import pipeline.model.config.loader as config_module
+from pipeline.auth import lookup as credentials
+from pipeline.cli.main import cli
+from pipeline.auth.cloud import credentials_for
+from pipeline.auth.cache import TokenCache
+from pipeline.model.config.loader import (
+    MAX_ATTEMPTS,
+    MAX_CONFIG_BYTES,
+    MAX_MAX_DELAY,
+    RetryConfig,
+    env_name_is_plausible,
+    load_config,
+)
 from pipeline.errors import ConfigError, UsageError, format_errors
-from pipeline.tags.jsregex import JsRegexError, backtracking_problem, compile_js_regex
+from pipeline.model.tags.jsregex import JsRegexError, backtracking_problem, compile_js_regex
 
 BASE = """\
 image:

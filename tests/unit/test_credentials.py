@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from pipeline import credentials, redact
+from pipeline.auth import lookup as credentials
+from pipeline.ui import redact
 from pipeline.errors import UsageError
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from pipeline.engine import PushAuthError, PushError, PushTransientError, classify_push_error
+from pipeline.engine.client import PushAuthError, PushError, PushTransientError, classify_push_error
 from pipeline.registry.auth import parse_challenge
-from pipeline.sourceinfo import clean_remote_url
+from pipeline.app.sourceinfo import clean_remote_url
 
 
 @pytest.mark.parametrize("message, kind", [
@@ -37,7 +37,7 @@ def test_remote_urls_never_keep_credentials(remote, url):
 
 
 def test_ci_provided_source_urls_are_scrubbed_too():
-    from pipeline.sourceinfo import source_url
+    from pipeline.app.sourceinfo import source_url
     env = {"CI_PROJECT_URL": "https://gitlab-ci-token:glpat-SECRET@gitlab.example.com:8443/g/p"}
     assert source_url(".", env) == "https://gitlab.example.com:8443/g/p"
     env = {"GITHUB_REPOSITORY": "acme/app", "GITHUB_SERVER_URL": "https://x:tok@ghe.example"}
@@ -52,7 +52,7 @@ def test_ci_provided_source_urls_are_scrubbed_too():
 def test_the_containerd_image_store_is_recognised(status, expected):
     from types import SimpleNamespace
 
-    from pipeline.engine import Engine
+    from pipeline.engine.client import Engine
     api = SimpleNamespace(info=lambda: {"Driver": "overlayfs", "DriverStatus": status})
     engine = Engine(client=SimpleNamespace(api=api))
     assert engine.uses_containerd_store() is expected

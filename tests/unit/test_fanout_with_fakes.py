@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from pipeline import compress
+from pipeline.engine import compress
 from pipeline.errors import ReleaseError
-from pipeline.fanout_push import FAILED, PUSHED, PushTarget, push_local_image
+from pipeline.registry.fanout import FAILED, PUSHED, PushTarget, push_local_image
 from pipeline.registry.errors import RegistryAPIError
 from tests.support.saves import L1, L2, FakeClient, chunks, save_tar
 
@@ -151,8 +151,8 @@ def test_ctrl_c_stops_the_fan_out_and_tags_nothing(tmp_path):
 
 
 def test_a_spool_that_cannot_be_written_is_a_release_error(tmp_path, monkeypatch):
-    import pipeline.image_export as ie
-    from pipeline.image_export import export_image
+    import pipeline.engine.export as ie
+    from pipeline.engine.export import export_image
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -165,7 +165,7 @@ def test_a_spool_that_cannot_be_written_is_a_release_error(tmp_path, monkeypatch
 
 def test_a_corrupt_gzip_layer_is_a_release_error(tmp_path):
     import gzip as gz
-    from pipeline.image_export import export_image
+    from pipeline.engine.export import export_image
 
     data, image_id = save_tar([L2], layout="blobs", precompressed=True)
     packed = gz.compress(L2, mtime=0)

@@ -10,12 +10,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from pipeline.cli.main import cli
 from pipeline.errors import UsageError
 from pipeline.hosting import files
 from pipeline.hosting.compose import render_compose
-from pipeline.hosting.deploy import (READ_ONLY_ENV, Deployment, RegistryOptions,
-                                     plan_deployment)
+from pipeline.hosting.deploy import READ_ONLY_ENV, Deployment, RegistryOptions, plan_deployment
 
 PASSWORD = "unit-pw-9f8e7d"
 
@@ -190,7 +189,7 @@ def test_cli_compose_to_stdout(tmp_path):
 
 
 def test_release_help_does_not_import_docker_or_jinja():
-    code = ("import sys, pipeline.cli; "
+    code = ("import sys, pipeline.cli.main; "
             "print(sorted(m for m in ('docker', 'jinja2', 'requests') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

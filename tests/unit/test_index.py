@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ReleaseError, UsageError
-from pipeline.image_export import _ChunkReader, export_image
-from pipeline.index import (
+from pipeline.engine.export import _ChunkReader, export_image
+from pipeline.app.index import (
     ALREADY,
     PUSHED,
     Blob,
@@ -26,7 +26,7 @@ from pipeline.index import (
     read_records,
     write_record,
 )
-from pipeline.platforms import Platform
+from pipeline.model.platforms import Platform
 from tests.support.saves import L1, L2, FakeClient, chunks, image_config, save_tar, sha
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.plan import format_plan, make_plan
+from pipeline.model.plan import format_plan, make_plan
 
 
 def config():
@@ -68,7 +68,7 @@ def test_no_tags_is_a_usage_error():
     ("main", "1.0.0", True),               # not a version: moves
 ])
 def test_floating_tags_only_move_forward(version, held, moves):
-    from pipeline.plan import floating_moves
+    from pipeline.model.plan import floating_moves
     assert floating_moves(version, held) is moves
 
 
@@ -79,14 +79,14 @@ def _git(answers):
 
 
 def test_a_clean_tree_tagged_with_the_version_gives_no_warning():
-    from pipeline.sourceinfo import hygiene
+    from pipeline.app.sourceinfo import hygiene
     git = _git({"rev-parse --is-inside-work-tree": "true", "tag --points-at HEAD": "v1.2.3"})
     assert hygiene(".", "1.2.3", git) == ([], False)
     assert hygiene(".", "v1.2.3+build.7", git) == ([], False)
 
 
 def test_a_dirty_tree_and_another_tag_are_said():
-    from pipeline.sourceinfo import hygiene
+    from pipeline.app.sourceinfo import hygiene
     git = _git({"rev-parse --is-inside-work-tree": "true", "status --porcelain --untracked-files=no":
                 " M a.py\n M b.py", "tag --points-at HEAD": "v1.2.4 latest-stable"})
     warnings, dirty = hygiene(".", "1.2.3", git)
@@ -97,7 +97,7 @@ def test_a_dirty_tree_and_another_tag_are_said():
 
 
 def test_no_tag_at_head_or_no_repository_is_not_a_warning():
-    from pipeline.sourceinfo import hygiene
+    from pipeline.app.sourceinfo import hygiene
     assert hygiene(".", "1.2.3", _git({"rev-parse --is-inside-work-tree": "true"})) == ([], False)
     assert hygiene(".", "1.2.3", _git({})) == ([], False)
 
@@ -170,7 +170,7 @@ def test_build_step_to_dict_lists_names_only_and_optional_keys_when_set():
                               "build_args": ["A", "B"], "builder": "auto", "secrets": ["npm"],
                               "cache_from": ["type=registry,ref=r/app:cache"],
                               "cache_to": ["type=inline"]}
-    from pipeline.buildkit.choose import describe_route
+    from pipeline.engine.buildkit.choose import describe_route
     assert step.describe_builder() == describe_route("auto", secrets=True,
                                                      cache_from=step.cache_from, cache_to=step.cache_to)
     assert step.describe_builder().startswith("builder: BuildKit via the docker CLI")
@@ -284,7 +284,7 @@ def test_plan_values_are_frozen():
 
 
 def test_plan_and_build_step_defaults():
-    from pipeline.plan import BuildStep, Plan
+    from pipeline.model.plan import BuildStep, Plan
     step = BuildStep(context="/src", dockerfile="Dockerfile", target=None, build_args={}, local_ref="a:1")
     assert (step.builder, step.secrets, step.cache_from, step.cache_to) == ("auto", (), (), ())
     plan = Plan(version="1", tags=("1",), latest=False, local_ref="a:1", latest_tag=None, build=None)

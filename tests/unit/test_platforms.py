@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
-from pipeline.cli_manifest import resolve_platform
-from pipeline.config import load_config
-from pipeline.engine import BuildFailed, Engine
+from pipeline.cli.main import cli
+from pipeline.cli.manifest import resolve_platform
+from pipeline.model.config.loader import load_config
+from pipeline.engine.client import BuildFailed, Engine
 from pipeline.errors import ConfigError, UsageError
-from pipeline.plan import format_plan, make_plan
-from pipeline.platforms import (
+from pipeline.model.plan import format_plan, make_plan
+from pipeline.model.platforms import (
     Platform,
     PlatformError,
     binfmt_handler,
@@ -293,7 +293,7 @@ def test_bad_platform_config_is_located(tmp_path, extra, message, hint):
 
 def test_schema_accepts_what_the_loader_accepts():
     import re
-    from pipeline.schema import json_schema
+    from pipeline.model.config.schema import json_schema
     image = json_schema()["properties"]["image"]["properties"]
     pattern = re.compile(image["platforms"]["items"]["pattern"])
     assert all(pattern.match(p) for p in ("linux/amd64", "linux/arm/v7", "windows/amd64"))
@@ -435,8 +435,8 @@ class FakeEngine:
 
 
 def releaser(tmp_path, engine, dockerfile_text="FROM scratch\nCOPY a /a\n"):
-    from pipeline.progress import PlainReporter
-    from pipeline.release import Releaser
+    from pipeline.ui.progress import PlainReporter
+    from pipeline.app.release import Releaser
 
     (tmp_path / "Dockerfile").write_text(dockerfile_text)
     image = SimpleNamespace(name="myapp", context=tmp_path, dockerfile="Dockerfile", target=None,

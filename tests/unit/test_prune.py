@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.prune import plan_prune
-from pipeline.tags.semver import parse_semver, precedence
+from pipeline.model.prune import plan_prune
+from pipeline.model.tags.semver import parse_semver, precedence
 
 
 def d(n):
@@ -69,7 +69,7 @@ def test_prerelease_order_decides_what_is_kept():
 def test_plan_values_are_frozen():
     import dataclasses
 
-    from pipeline.prune import Deletion, ManifestLinks, PrunePlan
+    from pipeline.model.prune import Deletion, ManifestLinks, PrunePlan
     for value in (Deletion(d(1), ("1.0.0",)), PrunePlan(keep=(), protected=()), ManifestLinks()):
         with pytest.raises(dataclasses.FrozenInstanceError):
             value.extra = 1
@@ -81,7 +81,7 @@ def test_plan_values_are_frozen():
 def test_children_of_a_kept_index_are_kept_even_when_their_tags_look_old():
     """The data loss of issue 12: 2.0.0 is an index of 2.0.0-amd64 and 2.0.0-arm64, whose tags
     are prereleases below 2.0.0 and so were deleted, breaking 2.0.0."""
-    from pipeline.prune import ManifestLinks
+    from pipeline.model.prune import ManifestLinks
     tags = {"2.0.0": d(20), "2.0.0-amd64": d(21), "2.0.0-arm64": d(22), "1.0.0": d(10)}
     links = ManifestLinks(children={d(20): (d(21), d(22))})
     plan = plan_prune(tags, keep=1, links=links)
@@ -95,7 +95,7 @@ def test_children_of_a_kept_index_are_kept_even_when_their_tags_look_old():
 
 
 def test_the_closure_runs_to_a_fixed_point():
-    from pipeline.prune import ManifestLinks
+    from pipeline.model.prune import ManifestLinks
     # latest -> index A -> index B -> manifest C (tagged 0.1.0); D signs C (subject); E signs D
     tags = {"latest": d(1), "0.3.0": d(2), "0.1.0": d(3), "0.0.1": d(4), "0.0.2": d(5), "0.0.3": d(6)}
     links = ManifestLinks(children={d(1): (d(2),), d(2): (d(3),)}, subjects={d(4): d(3), d(5): d(4)})
@@ -108,7 +108,7 @@ def test_the_closure_runs_to_a_fixed_point():
 
 
 def test_a_deleted_index_does_not_protect_its_children_nor_does_a_referrer_protect_its_subject():
-    from pipeline.prune import ManifestLinks
+    from pipeline.model.prune import ManifestLinks
     tags = {"3.0.0": d(30), "1.0.0": d(10), "1.0.0-amd64": d(11), "0.5.0": d(5)}
     # 1.0.0 (deleted) lists 1.0.0-amd64; 0.5.0 is a signature OF the deleted 1.0.0
     links = ManifestLinks(children={d(10): (d(11),)}, subjects={d(5): d(10)})
@@ -117,7 +117,7 @@ def test_a_deleted_index_does_not_protect_its_children_nor_does_a_referrer_prote
 
 
 def test_plan_json_carries_the_reasons():
-    from pipeline.prune import ManifestLinks
+    from pipeline.model.prune import ManifestLinks
     tags = {"2.0.0": d(20), "2.0.0-amd64": d(21), "latest": d(20), "1.0.0": d(10)}
     data = plan_prune(tags, keep=1, links=ManifestLinks(children={d(20): (d(21),)})).to_dict()
     assert data == {"keep": ["2.0.0"], "protected": ["latest", "2.0.0-amd64"],

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from pipeline import redact
+from pipeline.ui import redact
 
 
 @pytest.fixture(autouse=True)

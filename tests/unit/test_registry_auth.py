@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import redact
-from pipeline.registry.auth import (TokenCache, covers, merge_scopes, parse_challenge,
-                                    parse_challenges, repository_scope)
+from pipeline.ui import redact
+from pipeline.registry.auth import (
+    TokenCache,
+    covers,
+    merge_scopes,
+    parse_challenge,
+    parse_challenges,
+    repository_scope,
+)
 
 
 def test_bearer_challenge_with_quoted_commas():
@@ -125,7 +131,7 @@ def test_refused_credentials_are_renewed_once_and_the_operation_runs_again():
     import http.server
     import threading
 
-    from pipeline.credentials import Credentials
+    from pipeline.auth.lookup import Credentials
     from pipeline.registry.client import RegistryAPIError, RegistryClient
 
     good = "Basic " + base64.b64encode(b"u:fresh-token").decode()

@@ -12,8 +12,15 @@ import pytest
 from pipeline.registry.digest import is_digest, verified_chunks
 from pipeline.registry.errors import DigestMismatch
 from pipeline.registry.limits import HostLimiter
-from pipeline.registry.manifest import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
-                                        ManifestError, media_type_of, parse_manifest)
+from pipeline.registry.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ManifestError,
+    media_type_of,
+    parse_manifest,
+)
 from pipeline.registry.stream import rechunk
 
 

@@ -8,7 +8,7 @@ from email.utils import formatdate
 
 import pytest
 
-from pipeline.engine import PushAuthError, PushError, PushTransientError
+from pipeline.engine.client import PushAuthError, PushError, PushTransientError
 from pipeline.registry.errors import RegistryAPIError, from_response
 from pipeline.registry.retry import backoff, is_transient, parse_retry_after, retrying
 from pipeline.registry.session import Response

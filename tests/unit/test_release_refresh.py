@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from pipeline.credentials import Credentials
+from pipeline.auth.lookup import Credentials
 
 
 class _Client:
@@ -16,8 +16,8 @@ class _Client:
 
 
 def test_tokens_close_to_expiry_are_refetched_and_their_client_replaced(monkeypatch):
-    import pipeline.cloud as cloud
-    from pipeline.release import Releaser
+    import pipeline.auth.cloud as cloud
+    from pipeline.app.release import Releaser
 
     now = datetime.now(timezone.utc)
     soon = Credentials("ACR exchange", "00000000-0000-0000-0000-000000000000", "old-token",

@@ -1,4 +1,4 @@
-"""The JSON Schema of release.yml agrees with the loader in pipeline/config.py."""
+"""The JSON Schema of release.yml agrees with the loader in pipeline/model/config/loader.py."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 import yaml
 
-import pipeline.tags as tags_module
-from pipeline import config as cfg
-from pipeline.config import load_config
+import pipeline.model.tags as tags_module
+from pipeline.model.config import loader as cfg
+from pipeline.model.config.loader import load_config
 from pipeline.errors import ConfigError
-from pipeline.schema import json_schema
+from pipeline.model.config.schema import json_schema
 
 
 @pytest.fixture(autouse=True)
 def tags_api(monkeypatch):
-    """The real pipeline.tags when it has landed, permissive fakes until then (the rules in
+    """The real pipeline.model.tags when it has landed, permissive fakes until then (the rules in
     this file are all valid)."""
     fakes = {
         "parse_tag_rule": lambda line, index=0: SimpleNamespace(line=line),

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 
-from pipeline import spool
+from pipeline.engine import spool
 
 
 def _dead_pid() -> int:
@@ -44,7 +44,7 @@ def test_make_dir_names_the_process_and_cleans_up_first(tmp_path, monkeypatch):
 
 def test_sigterm_and_sighup_raise_terminated_and_say_which():
     code = ("import os, signal, time\n"
-            "from pipeline import spool\n"
+            "from pipeline.engine import spool\n"
             "spool.terminate_like_interrupt()\n"
             "try:\n"
             "    os.kill(os.getpid(), signal.SIG%s)\n"
@@ -53,6 +53,6 @@ def test_sigterm_and_sighup_raise_terminated_and_say_which():
             "    print('cleaned up after', exc, exc.signum)\n")
     for name in ("TERM", "HUP"):
         out = subprocess.run([sys.executable, "-c", code % name], capture_output=True, text=True,
-                             timeout=20, cwd=os.path.dirname(os.path.dirname(spool.__file__)))
+                             timeout=20, cwd=os.path.dirname(os.path.dirname(os.path.dirname(spool.__file__))))
         assert out.stdout.strip() == f"cleaned up after SIG{name} {getattr(signal, 'SIG' + name)}"
         assert isinstance(spool.Terminated(signal.SIGTERM), KeyboardInterrupt)

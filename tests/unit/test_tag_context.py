@@ -7,8 +7,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.tags import (TagContext, context_for_version, derive_tags, parse_flavor, parse_tag_rules,
-                           resolve_context, run_git)
+from pipeline.model.tags import (
+    TagContext,
+    context_for_version,
+    derive_tags,
+    parse_flavor,
+    parse_tag_rules,
+    resolve_context,
+    run_git,
+)
 
 NOW = datetime(2020, 1, 10, 0, 30, tzinfo=timezone.utc)
 SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
@@ -141,7 +148,7 @@ def test_a_workflow_dispatch_re_release_names_the_commit_checked_out():
 def test_a_workflow_dispatch_re_release_labels_the_commit_checked_out(tmp_path):
     import subprocess
 
-    from pipeline.sourceinfo import revision
+    from pipeline.app.sourceinfo import revision
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)

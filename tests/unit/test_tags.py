@@ -11,15 +11,27 @@ from datetime import datetime, timezone
 import pytest
 
 from pipeline.errors import TagRuleError, UsageError
-from pipeline.tags import (DEFAULT_FLAVOR_LINES, DEFAULT_TAG_LINES, Flavor, TagContext, TagResult,
-                           context_for_version, derive_tags, is_prerelease, is_valid_tag,
-                           parse_flavor, parse_tag_rule, parse_tag_rules, sanitize_tag,
-                           validate_release_version)
-from pipeline.tags.jsregex import JsRegexError, compile_js_regex
-from pipeline.tags.moment import format_moment
-from pipeline.tags.pep440 import normalize_pep440, parse_pep440
-from pipeline.tags.semver import parse_semver
-from pipeline.tags.template import TemplateError, escape, is_raw_statement, render
+from pipeline.model.tags import (
+    DEFAULT_FLAVOR_LINES,
+    DEFAULT_TAG_LINES,
+    Flavor,
+    TagContext,
+    TagResult,
+    context_for_version,
+    derive_tags,
+    is_prerelease,
+    is_valid_tag,
+    parse_flavor,
+    parse_tag_rule,
+    parse_tag_rules,
+    sanitize_tag,
+    validate_release_version,
+)
+from pipeline.model.tags.jsregex import JsRegexError, compile_js_regex
+from pipeline.model.tags.moment import format_moment
+from pipeline.model.tags.pep440 import normalize_pep440, parse_pep440
+from pipeline.model.tags.semver import parse_semver
+from pipeline.model.tags.template import TemplateError, escape, is_raw_statement, render
 
 NOW = datetime(2020, 1, 10, 0, 30, tzinfo=timezone.utc)
 SHA_DEV = "860c1904a1ce19322e91ac35af1ab07466440c37"
@@ -736,7 +748,7 @@ def test_js_regex_bad_flags():
 
 
 def test_latest_highest_votes_like_auto_and_marks_the_result():
-    from pipeline.tags import context_for_version, derive_tags, parse_flavor, parse_tag_rule
+    from pipeline.model.tags import context_for_version, derive_tags, parse_flavor, parse_tag_rule
     rules = [parse_tag_rule("type=semver,pattern={{version}}", 0)]
     stable = derive_tags(rules, parse_flavor(["latest=highest"]), context_for_version("1.9.1"))
     assert stable.tags == ["1.9.1", "latest"] and stable.latest_if_highest
@@ -749,7 +761,7 @@ def test_latest_highest_votes_like_auto_and_marks_the_result():
 # -- SemVer precedence and limits (tags/semver.py) ---------------------------------------------
 
 def _order(*versions):
-    from pipeline.tags.semver import precedence
+    from pipeline.model.tags.semver import precedence
     return sorted(versions, key=lambda t: precedence(parse_semver(t)))
 
 
@@ -770,13 +782,13 @@ def _order(*versions):
     ("9.0.0", "10.0.0"),
 ])
 def test_semver_precedence(low, high):
-    from pipeline.tags.semver import precedence
+    from pipeline.model.tags.semver import precedence
     assert precedence(parse_semver(low)) < precedence(parse_semver(high))
     assert _order(high, low) == [low, high]
 
 
 def test_semver_precedence_ignores_build_metadata_and_v():
-    from pipeline.tags.semver import precedence
+    from pipeline.model.tags.semver import precedence
     assert precedence(parse_semver("1.2.3+build.5")) == precedence(parse_semver("v1.2.3+build.6"))
     assert precedence(parse_semver("1.2.3")) == (1, 2, 3, (1,))
 
@@ -790,7 +802,7 @@ def test_semver_spec_example_order():
 
 
 def test_pre_key():
-    from pipeline.tags.semver import _pre_key
+    from pipeline.model.tags.semver import _pre_key
     assert _pre_key("10") > _pre_key("2")
     assert _pre_key("5") < _pre_key("alpha")
     assert _pre_key("0") < _pre_key("alpha") < _pre_key("beta")
@@ -806,7 +818,7 @@ def test_pre_key():
     (None, False), (123, False),
 ])
 def test_semver_limits(text, ok):
-    from pipeline.tags.semver import is_semver
+    from pipeline.model.tags.semver import is_semver
     assert is_semver(text) is ok
     assert (parse_semver(text) is not None) is ok
 

@@ -1,0 +1,321 @@
+"""Multi-platform images: registry manifests from local images, pushed by digest, and one index.
+
+The Docker SDK builds one platform per build and pushes only tags. So for a release
+with several platforms each platform image is taken from the engine and turned into a
+registry manifest by image_export.py (config byte for byte, layers gzip-compressed
+once, checked against the config's diff_ids); the manifest is OCI
+(`index_format: oci`) or Docker v2 (`docker`), so that the index and every manifest
+in it belong to one media-type family (research §1.6).
+
+Every blob is HEADed and uploaded if missing, the manifest is PUT by digest: no tag is
+created for a platform image. The index lists the manifests in release.yml's platform
+order, each with the `platform` its image config declares, and is PUT by digest as
+well, before any tag points at it. Serialisation is fixed (compact JSON, fixed key
+order), so the same platform images always give the same index digest.
+
+Split builds (one CI job per platform) write a JSON record per platform
+(`make_record` / `write_record`); `release manifest merge` reads them back
+(`read_records` / `check_records`) and assembles the index from what the registry holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import UsageError
+from pipeline.model.platforms import Platform, PlatformError, parse_platform
+from pipeline.registry.digest import is_digest
+from pipeline.registry.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+
+PUSHED, ALREADY = "pushed", "already there"
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    index: str
+    manifest: str
+    config: str
+    layer_gzip: str
+
+
+FORMATS = {
+    "oci": Family("oci", OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP),
+    "docker": Family("docker", DOCKER_LIST, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP),
+}
+
+
+def family(fmt: str) -> Family:
+    try:
+        return FORMATS[fmt]
+    except KeyError:
+        raise UsageError(f"unknown index format '{fmt}'", hint="oci or docker") from None
+
+
+def format_of_manifest(media_type: str) -> str | None:
+    """'oci' / 'docker' for an image manifest media type, None for anything else."""
+    return next((f.name for f in FORMATS.values() if f.manifest == media_type), None)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def dump(doc: dict) -> bytes:
+    """The one serialisation of our manifests and indexes (stable bytes, stable digest)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+# -- blobs and platform images ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+    media_type: str
+    path: Path | None = None
+    data: bytes | None = None
+
+    def descriptor(self) -> dict:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+    def source(self):
+        """For RegistryClient.upload_blob: the bytes, or a function giving a fresh file body."""
+        if self.data is not None:
+            return self.data
+        from pipeline.registry.stream import FileBody
+        path, size, digest = self.path, self.size, self.digest
+        return lambda: FileBody(path, size, digest)
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    platform: Platform          # what the image config says
+    image_id: str               # the engine's id (= digest of the config blob)
+    config: Blob
+    layers: tuple[Blob, ...]
+    manifest: bytes
+    media_type: str
+
+    @property
+    def digest(self) -> str:
+        return sha256(self.manifest)
+
+    @property
+    def size(self) -> int:
+        return len(self.manifest)
+
+    @property
+    def blobs(self) -> list[Blob]:
+        seen: dict[str, Blob] = {}
+        for b in (self.config, *self.layers):
+            seen.setdefault(b.digest, b)
+        return list(seen.values())
+
+    def entry(self) -> "IndexEntry":
+        return IndexEntry(self.media_type, self.digest, self.size, self.platform)
+
+
+def image_manifest(config: Blob, layers, fam: Family) -> bytes:
+    return dump({"schemaVersion": 2, "mediaType": fam.manifest, "config": config.descriptor(),
+                 "layers": [layer.descriptor() for layer in layers]})
+
+
+# -- the index ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IndexEntry:
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform
+
+    def descriptor(self) -> dict:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size,
+                "platform": self.platform.to_oci()}
+
+
+@dataclass(frozen=True)
+class Index:
+    body: bytes
+    media_type: str
+    entries: tuple[IndexEntry, ...]
+
+    @property
+    def digest(self) -> str:
+        return sha256(self.body)
+
+
+def build_index(entries, fmt: str) -> Index:
+    """One index of `entries`, in the order given (the order is part of the digest)."""
+    fam = family(fmt)
+    entries = tuple(entries)
+    if not entries:
+        raise UsageError("an index needs at least one platform image")
+    for e in entries:
+        if e.media_type != fam.manifest:
+            raise UsageError(f"{e.platform} is a {e.media_type} manifest; an {fam.name} index "
+                             f"holds {fam.manifest} only (one media-type family per index)")
+        if not is_digest(e.digest):
+            raise UsageError(f"{e.platform}: bad digest {e.digest!r}")
+    for i, e in enumerate(entries):
+        for other in entries[:i]:
+            if e.platform.matches(other.platform):
+                raise UsageError(f"two images for {e.platform} in one index "
+                                 f"({other.digest[:19]}, {e.digest[:19]})")
+    body = dump({"schemaVersion": 2, "mediaType": fam.index,
+                 "manifests": [e.descriptor() for e in entries]})
+    return Index(body, fam.index, entries)
+
+
+# -- pushing by digest --------------------------------------------------------------------------
+
+def put_by_digest(client, repository: str, body: bytes, media_type: str) -> str:
+    """PUT a manifest or index under its digest only (no tag): PUSHED or ALREADY."""
+    digest = sha256(body)
+    existing = client.head_manifest(repository, digest)
+    if existing is not None and existing.digest == digest:
+        return ALREADY
+    client.put_manifest(repository, digest, body, media_type)
+    return PUSHED
+
+
+def push_image(client, repository: str, image: PlatformImage, *, jobs: int = 4,
+               on_blob: Callable[[Blob, str], None] = lambda blob, status: None) -> str:
+    """Blobs (HEAD, upload if missing) then the manifest by digest: PUSHED or ALREADY."""
+    existing = client.head_manifest(repository, image.digest)
+    if existing is not None and existing.digest == image.digest:
+        return ALREADY
+
+    def one(blob: Blob) -> None:
+        if client.head_blob(repository, blob.digest) is not None:
+            on_blob(blob, ALREADY)
+            return
+        client.upload_blob(repository, blob.digest, blob.size, blob.source())
+        on_blob(blob, PUSHED)
+
+    blobs = image.blobs
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs))),
+                            thread_name_prefix="platform-blob") as pool:
+        list(pool.map(one, blobs))
+    client.put_manifest(repository, image.digest, image.manifest, image.media_type)
+    return PUSHED
+
+
+# -- records of split builds --------------------------------------------------------------------
+
+RECORD_KIND = "release.platform-image"
+RECORD_VERSION = 1
+RECORD_KEYS = ("kind", "record_version", "version", "platform", "digest", "media_type", "size",
+               "index_format", "registry", "host", "repository")
+
+
+def make_record(*, version: str, platform: Platform, image: PlatformImage, index_format: str,
+                registry: str, host: str, repository: str) -> dict:
+    return {
+        "kind": RECORD_KIND, "record_version": RECORD_VERSION, "version": version,
+        "platform": str(platform), "digest": image.digest, "media_type": image.media_type,
+        "size": image.size, "index_format": index_format, "registry": registry, "host": host,
+        "repository": repository, "image_id": image.image_id,
+        "ref": f"{host}/{repository}@{image.digest}",
+    }
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write atomically (a half-written record must never be merged)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_records(directory: Path) -> list[tuple[Path, dict]]:
+    """Every *.json under `directory` (artifact downloads may nest one folder per job)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UsageError(f"--from-metadata {directory}: not a directory",
+                         hint="download every platform job's record into one directory first")
+    found = []
+    for path in sorted(p for p in directory.rglob("*.json") if p.is_file()):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a readable JSON record: {exc}") from None
+        if not isinstance(record, dict) or record.get("kind") != RECORD_KIND:
+            raise UsageError(f"{path}: not a platform record of `release build-push "
+                             f"--push-by-digest` (no \"kind\": \"{RECORD_KIND}\")",
+                             hint="keep only the records in the --from-metadata directory")
+        found.append((path, record))
+    if not found:
+        raise UsageError(f"no platform records (*.json) in {directory}",
+                         hint="each platform job runs `release build-push VERSION --platform P "
+                              "--push-by-digest --metadata-file DIR/P.json`")
+    return found
+
+
+def check_records(found: list[tuple[Path, dict]], *, version: str, index_format: str,
+                  platforms=()) -> list[dict]:
+    """Validate and order the records: one per platform, same version, registry, format."""
+    problems: list[str] = []
+    by_platform: dict[Platform, tuple[Path, dict]] = {}
+    for path, r in found:
+        missing = [k for k in RECORD_KEYS if k not in r]
+        if missing:
+            problems.append(f"{path}: missing {', '.join(missing)}")
+            continue
+        if r["record_version"] != RECORD_VERSION:
+            problems.append(f"{path}: record_version {r['record_version']} (this release reads "
+                            f"{RECORD_VERSION})")
+            continue
+        if r["version"] != version:
+            problems.append(f"{path}: is for version {r['version']}, not {version}")
+        if r["index_format"] != index_format:
+            problems.append(f"{path}: made for index_format {r['index_format']}, release.yml says "
+                            f"{index_format}")
+        if not is_digest(r["digest"]) or not isinstance(r["size"], int):
+            problems.append(f"{path}: bad digest or size")
+        try:
+            platform = parse_platform(r["platform"])
+        except PlatformError as exc:
+            problems.append(f"{path}: {exc.message}")
+            continue
+        same = next((p for p in by_platform if p.matches(platform)), None)
+        if same is not None:
+            other_path, other = by_platform[same]
+            if other["digest"] != r["digest"]:
+                problems.append(f"two different images for {platform}: {other_path} "
+                                f"({other['digest'][:19]}) and {path} ({r['digest'][:19]})")
+            continue
+        by_platform[platform] = (path, r)
+    places = {(r["registry"], r["host"], r["repository"]) for _, r in by_platform.values()}
+    if len(places) > 1:
+        problems.append("the records name different registries: " + ", ".join(
+            f"{name} ({host}/{repo})" for name, host, repo in sorted(places)))
+    wanted = [parse_platform(p) for p in platforms]
+    if wanted:
+        absent = [str(p) for p in wanted if not any(p.matches(q) for q in by_platform)]
+        extra = [str(q) for q in by_platform if not any(p.matches(q) for p in wanted)]
+        if absent:
+            problems.append(f"no record for {', '.join(absent)} (release.yml image.platforms "
+                            f"lists it); did that platform's job finish and upload its record?")
+        if extra:
+            problems.append(f"records for {', '.join(extra)}, which image.platforms does not list")
+    if problems:
+        raise UsageError("cannot merge these platform records:\n  " + "\n  ".join(problems))
+    if wanted:
+        return [next(r for q, (_, r) in by_platform.items() if p.matches(q)) for p in wanted]
+    return [r for _, (_, r) in sorted(by_platform.items(), key=lambda kv: str(kv[0]))]

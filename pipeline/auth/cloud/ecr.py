@@ -1,0 +1,422 @@
+"""`type: ecr`: Amazon ECR (private) and ECR Public, user `AWS` + a 12 h token.
+
+Host grammar (after amazon-ecr-credential-helper's ExtractRegistry, full form):
+
+    ACCOUNT.dkr.ecr[-fips].REGION.SUFFIX        IPv4 host
+    ACCOUNT.dkr-ecr[-fips].REGION.SUFFIX        dual-stack host
+    public.ecr.aws, ecr-public.aws.com          ECR Public (API only in us-east-1)
+
+ACCOUNT is 12 digits; SUFFIX is amazonaws.com, amazonaws.com.cn (China), amazonaws.eu
+(European Sovereign Cloud), on.aws / on.amazonwebservices.com.cn (dual-stack) or an ISO
+partition (sc2s.sgov.gov, c2s.ic.gov, cloud.adc-e.uk, csp.hci.ic.gov). GovCloud is
+REGION us-gov-*. `region:` in release.yml is only for a host that does not say (an alias).
+
+Credentials: GetAuthorizationToken in the host's region (the token is regional), through
+boto3 (extra [aws], imported lazily) with the standard AWS chain, `profile:` and
+`role_arn:` (sts:AssumeRole); FIPS hosts use the FIPS API endpoint. Without boto3 the
+`aws` CLI (`aws ecr get-login-password`). AWS_ENDPOINT_URL(_ECR) is honoured by both
+(tests point it at moto). Tokens are cached until half their life. The credentials are
+sent for the exact host of the image reference, never the returned proxyEndpoint.
+
+`create_repository: true` creates a missing repository before a push.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import sys
+from dataclasses import dataclass
+
+from pipeline.ui import redact
+from pipeline.auth.lookup import Credentials
+from pipeline.errors import UsageError
+from pipeline.auth.cloud.common import (
+    CloudAuthError,
+    NotConfigured,
+    aware,
+    in_hours,
+    pip_hint,
+    quiet_logs,
+    run_cli,
+    which,
+)
+
+USERNAME = "AWS"
+TOKEN_HOURS = 12
+PUBLIC_HOSTS = ("public.ecr.aws", "ecr-public.aws.com")
+PUBLIC_REGION = "us-east-1"
+SUFFIXES = ("amazonaws.com", "amazonaws.com.cn", "amazonaws.eu", "on.aws",
+            "on.amazonwebservices.com.cn", "sc2s.sgov.gov", "c2s.ic.gov", "cloud.adc-e.uk",
+            "csp.hci.ic.gov")
+CHINA_SUFFIXES = ("amazonaws.com.cn", "on.amazonwebservices.com.cn")
+REGION_PATTERN = r"[a-z]{2,}(?:-[a-z]+)+-[0-9]+"
+_REGION_RE = re.compile(rf"^{REGION_PATTERN}$")
+_SUFFIX_RE = "|".join(re.escape(s) for s in sorted(SUFFIXES, key=len, reverse=True))
+_HOST_RE = re.compile(
+    rf"^(?P<account>[0-9]{{12}})\.(?P<service>dkr\.ecr|dkr-ecr)(?P<fips>-fips)?\."
+    rf"(?P<region>{REGION_PATTERN})\.(?P<suffix>{_SUFFIX_RE})$")
+# Loose: something that was meant to be an ECR host (for a precise message).
+_LOOSE_RE = re.compile(r"^(?P<account>[^.]+)\.(?P<service>dkr[.-]ecr)(?P<fips>-fips)?\."
+                       r"(?P<region>[^.]+)\.(?P<suffix>.+)$")
+
+EXAMPLE = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+CREDS_HINT = ("set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE "
+              "or `profile:` in release.yml, run `aws sso login`, or use a role (ECS/EKS/EC2, "
+              "GitHub OIDC with aws-actions/configure-aws-credentials)")
+TOOL_HINT = (f"{pip_hint('aws')} (boto3), or install the AWS CLI v2; or use a Docker credential "
+             "helper (docker-credential-ecr-login)")
+
+
+class HostError(ValueError):
+    def __init__(self, problem: str, hint: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class EcrHost:
+    host: str
+    account: str | None
+    region: str
+    fips: bool = False
+    dualstack: bool = False
+    public: bool = False
+
+    @property
+    def service(self) -> str:
+        return "ecr-public" if self.public else "ecr"
+
+
+def parse_host(host: str) -> EcrHost:
+    """(account, region, fips, dual-stack, public) of an ECR registry host; HostError if not one."""
+    text = host.strip().lower()
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    text = text.rstrip("/")
+    if text in PUBLIC_HOSTS:
+        return EcrHost(host, None, PUBLIC_REGION, dualstack=text == "ecr-public.aws.com",
+                       public=True)
+    if ":" in text:
+        raise HostError(f"ECR hosts have no port ({host})",
+                        f"write the host without ':PORT', e.g. {EXAMPLE}")
+    m = _HOST_RE.match(text)
+    if m is None:
+        raise _diagnose(text)
+    region, suffix = m["region"], m["suffix"]
+    china_region, china_host = region.startswith("cn-"), suffix in CHINA_SUFFIXES
+    if china_region != china_host:
+        right = ("amazonaws.com.cn" if china_region else "amazonaws.com")
+        raise HostError(f"region {region} and domain {suffix} do not belong together "
+                        f"(AWS China regions are cn-*, under amazonaws.com.cn)",
+                        f"did you mean {m['account']}.{m['service']}{m['fips'] or ''}.{region}."
+                        f"{right}?")
+    if region.startswith("eusc-") != (suffix == "amazonaws.eu"):
+        raise HostError(f"region {region} and domain {suffix} do not belong together "
+                        "(the European Sovereign Cloud is eusc-* under amazonaws.eu)",
+                        "e.g. 123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu")
+    return EcrHost(host, m["account"], region, fips=bool(m["fips"]),
+                   dualstack=m["service"] == "dkr-ecr")
+
+
+def _diagnose(text: str) -> HostError:
+    loose = _LOOSE_RE.match(text)
+    if loose:
+        if not re.fullmatch(r"[0-9]{12}", loose["account"]):
+            return HostError(f"the account ID '{loose['account']}' is not 12 digits",
+                             f"ECR hosts start with the 12-digit AWS account ID, e.g. {EXAMPLE}")
+        if not _REGION_RE.match(loose["region"]):
+            return HostError(f"'{loose['region']}' is not an AWS region name",
+                             f"e.g. us-east-1, eu-central-1, cn-north-1: {EXAMPLE}")
+        if loose["suffix"] not in SUFFIXES:
+            return HostError(f"'{loose['suffix']}' is not an ECR domain",
+                             f"ECR domains: {', '.join(SUFFIXES)}")
+    return HostError("it does not have the form ACCOUNT.dkr.ecr.REGION.amazonaws.com",
+                     f"e.g. {EXAMPLE} or public.ecr.aws; for an alias of an ECR registry, "
+                     "also give region:")
+
+
+def host_info(registry) -> EcrHost:
+    """The registry's ECR host, with `region:` from release.yml for alias hosts."""
+    region = getattr(registry, "region", None)
+    try:
+        info = parse_host(registry.registry)
+    except HostError as exc:
+        if region:
+            return EcrHost(registry.registry, None, region)
+        raise UsageError(f"registry '{registry.name}': {registry.registry}: {exc.problem}",
+                         hint=exc.hint) from None
+    if region and region != info.region:
+        raise UsageError(f"registry '{registry.name}': region {region} does not match the "
+                         f"region of {registry.registry} ({info.region})",
+                         hint="remove region: (the host says which region)")
+    return info
+
+
+# -- boto3 -----------------------------------------------------------------------------------
+
+def _boto3():
+    try:
+        import boto3  # noqa: F401
+        import botocore  # noqa: F401
+    except ImportError:
+        return None
+    return boto3
+
+
+def make_client(session, service: str, info: EcrHost):
+    """The boto3 client for `service` in the registry's region (tests replace this)."""
+    from botocore.config import Config
+
+    options = {"region_name": info.region, "connect_timeout": 10, "read_timeout": 30,
+               "retries": {"max_attempts": 3, "mode": "standard"},
+               "user_agent_extra": "release-pipeline"}
+    if info.fips:
+        options["use_fips_endpoint"] = True
+    return session.client(service, config=Config(**options))
+
+
+def _session(boto3, registry, info: EcrHost):
+    import botocore.exceptions as bex
+
+    try:
+        session = boto3.Session(profile_name=registry.profile) if registry.profile else \
+            boto3.Session()
+    except bex.ProfileNotFound:
+        raise UsageError(f"registry '{registry.name}': AWS profile '{registry.profile}' not found",
+                         hint="check `profile:` in release.yml against ~/.aws/config "
+                              "(aws configure list-profiles)") from None
+    if not registry.role_arn:
+        return session
+    sts = make_client(session, "sts", EcrHost(info.host, None, info.region, fips=info.fips))
+    try:
+        with quiet_logs():
+            answer = sts.assume_role(RoleArn=registry.role_arn, RoleSessionName="release-pipeline",
+                                     DurationSeconds=3600)
+    except (bex.BotoCoreError, bex.ClientError) as exc:
+        raise _aws_error(exc, registry, info, "sts:AssumeRole") from None
+    temp = answer["Credentials"]
+    for value in (temp["SecretAccessKey"], temp["SessionToken"]):
+        redact.register(value)
+    return boto3.Session(aws_access_key_id=temp["AccessKeyId"],
+                         aws_secret_access_key=temp["SecretAccessKey"],
+                         aws_session_token=temp["SessionToken"])
+
+
+def _via_boto3(boto3, registry, info: EcrHost) -> Credentials:
+    import botocore.exceptions as bex
+
+    session = _session(boto3, registry, info)
+    client = make_client(session, info.service, info)
+    try:
+        with quiet_logs():
+            answer = client.get_authorization_token()
+    except bex.NoCredentialsError:
+        if registry.profile or registry.role_arn:
+            raise UsageError(f"registry '{registry.name}': no AWS credentials for "
+                             f"{'profile ' + registry.profile if registry.profile else 'the role'}",
+                             hint=CREDS_HINT) from None
+        raise NotConfigured("no AWS credentials found (environment, shared config, SSO, web "
+                            "identity, container or instance role)", hint=CREDS_HINT) from None
+    except (bex.BotoCoreError, bex.ClientError) as exc:
+        raise _aws_error(exc, registry, info, f"{info.service}:GetAuthorizationToken") from None
+    data = answer.get("authorizationData")
+    if isinstance(data, list):                  # private ECR: a list; ECR Public: one object
+        data = data[0] if data else None
+    if not data or not data.get("authorizationToken"):
+        raise CloudAuthError(f"registry '{registry.name}': ECR answered without a token")
+    username, password = _decode(data["authorizationToken"], registry)
+    principal = _role_name(registry.role_arn) or (
+        f"profile {registry.profile}" if registry.profile else None)
+    return Credentials(source=f"ECR GetAuthorizationToken (boto3, {info.region})",
+                       username=username, password=password, method="boto3",
+                       expires_at=aware(data.get("expiresAt")) or in_hours(TOKEN_HOURS),
+                       principal=principal)
+
+
+def _decode(token: str, registry) -> tuple[str, str]:
+    redact.register(token)
+    try:
+        username, sep, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        sep = ""
+    if not sep or not password:
+        raise CloudAuthError(f"registry '{registry.name}': the ECR token is not base64 "
+                             "'user:password'")
+    redact.register_basic(username, password)
+    return username, password
+
+
+def _role_name(arn: str | None) -> str | None:
+    return f"role {arn.rsplit('/', 1)[-1]}" if arn else None
+
+
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+_INVALID = {"UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+            "SignatureDoesNotMatch", "IncompleteSignature", "AuthFailure"}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+
+def _aws_error(exc, registry, info: EcrHost, action: str) -> Exception:
+    import botocore.exceptions as bex
+
+    where = f"registry '{registry.name}' ({info.region})"
+    if isinstance(exc, bex.NoCredentialsError):
+        return UsageError(f"{where}: no AWS credentials found for {action}", hint=CREDS_HINT)
+    if isinstance(exc, bex.ClientError):
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), redact.redact(error.get("Message", "") or "")
+        if code in _EXPIRED:
+            return CloudAuthError(f"{where}: the AWS credentials have expired ({code})",
+                                  hint="refresh them: `aws sso login`, a new session token, or "
+                                       "re-run aws-actions/configure-aws-credentials")
+        if code in _INVALID:
+            return CloudAuthError(f"{where}: AWS does not recognise these credentials in region "
+                                  f"{info.region} ({code}: {message})",
+                                  hint="check the access key, and that the region's partition "
+                                       "matches the credentials (China and GovCloud regions "
+                                       "need their own accounts)")
+        if code in _DENIED:
+            return CloudAuthError(f"{where}: not allowed to call {action} ({message})",
+                                  hint=f"grant {action} to this principal"
+                                       + (" and sts:GetServiceBearerToken" if info.public else ""))
+        return CloudAuthError(f"{where}: {action} failed: {code}: {message}")
+    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
+        return CloudAuthError(f"{where}: cannot reach the ECR API for region '{info.region}'",
+                              hint="check the region in the registry host (a typo gives a region "
+                                   "that does not exist), and the network or proxy "
+                                   "(HTTPS_PROXY)")
+    if isinstance(exc, bex.NoRegionError):
+        return UsageError(f"{where}: no AWS region", hint="give region: in release.yml")
+    return CloudAuthError(f"{where}: {action} failed: {redact.redact(str(exc))}")
+
+
+# -- aws CLI ---------------------------------------------------------------------------------
+
+def _cli_args(registry, info: EcrHost) -> tuple[list[str], dict[str, str]]:
+    args = ["--region", info.region]
+    if registry.profile:
+        args += ["--profile", registry.profile]
+    extra = {"AWS_USE_FIPS_ENDPOINT": "true"} if info.fips else {}
+    return args, extra
+
+
+def _via_cli(registry, info: EcrHost, env) -> Credentials:
+    if registry.role_arn:
+        raise UsageError(f"registry '{registry.name}': role_arn needs boto3",
+                         hint=pip_hint("aws"))
+    args, extra = _cli_args(registry, info)
+    try:
+        out = run_cli(["aws", info.service, "get-login-password", *args], env,
+                      what=f"registry '{registry.name}': aws {info.service} get-login-password",
+                      hint=CREDS_HINT, extra_env=extra)
+    except CloudAuthError as exc:
+        if "Unable to locate credentials" in exc.message and not registry.profile:
+            raise NotConfigured("no AWS credentials found (aws CLI: Unable to locate "
+                                "credentials)", hint=CREDS_HINT) from None
+        raise
+    password = out.strip()
+    if not password:
+        raise CloudAuthError(f"registry '{registry.name}': `aws {info.service} get-login-password` "
+                             "printed nothing", hint=CREDS_HINT)
+    redact.register_basic(USERNAME, password)
+    return Credentials(source=f"aws {info.service} get-login-password ({info.region})",
+                       username=USERNAME, password=password, method="aws CLI",
+                       expires_at=in_hours(TOKEN_HOURS),
+                       principal=f"profile {registry.profile}" if registry.profile else None)
+
+
+# -- the adapter -----------------------------------------------------------------------------
+
+def _cache_key(registry, info: EcrHost, env) -> tuple:
+    return ("ecr", info.service, info.region, info.fips, registry.profile, registry.role_arn,
+            env.get("AWS_PROFILE"), env.get("AWS_ACCESS_KEY_ID"),
+            env.get("AWS_ENDPOINT_URL_ECR") or env.get("AWS_ENDPOINT_URL"))
+
+
+def credentials(registry, env, *, cache=None) -> Credentials:
+    info = host_info(registry)
+    key = _cache_key(registry, info, env)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    boto3 = _boto3()
+    if boto3 is not None:
+        creds = _via_boto3(boto3, registry, info)
+    elif which("aws", env):
+        creds = _via_cli(registry, info, env)
+    else:
+        raise NotConfigured("boto3 is not installed and the aws CLI is not on PATH",
+                            hint=TOOL_HINT)
+    return cache.put(key, creds, half_life=True) if cache is not None else creds
+
+
+def prepare_push(registry, env) -> None:
+    """`create_repository: true`: create the repository if ECR does not have it."""
+    if not getattr(registry, "create_repository", False):
+        return
+    info = host_info(registry)
+    boto3 = _boto3()
+    if boto3 is not None:
+        created = _create_boto3(boto3, registry, info)
+    elif which("aws", env):
+        created = _create_cli(registry, info, env)
+    else:
+        raise UsageError(f"registry '{registry.name}': create_repository needs boto3 or the aws "
+                         "CLI", hint=TOOL_HINT)
+    if created:
+        sys.stderr.write(f"note: created ECR repository {registry.repository} "
+                         f"({registry.registry})\n")
+
+
+def _registry_id(info: EcrHost) -> dict:
+    return {"registryId": info.account} if info.account and not info.public else {}
+
+
+def _create_boto3(boto3, registry, info: EcrHost) -> bool:
+    import botocore.exceptions as bex
+
+    client = make_client(_session(boto3, registry, info), info.service, info)
+    try:
+        client.describe_repositories(repositoryNames=[registry.repository], **_registry_id(info))
+        return False
+    except bex.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
+            raise _aws_error(exc, registry, info, f"{info.service}:DescribeRepositories") from None
+    except bex.NoCredentialsError:
+        raise UsageError(f"registry '{registry.name}': create_repository needs AWS credentials",
+                         hint=CREDS_HINT) from None
+    except bex.BotoCoreError as exc:
+        raise _aws_error(exc, registry, info, f"{info.service}:DescribeRepositories") from None
+    try:
+        client.create_repository(repositoryName=registry.repository, **_registry_id(info))
+    except bex.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "RepositoryAlreadyExistsException":
+            return False                        # created meanwhile by a parallel job
+        raise _aws_error(exc, registry, info, f"{info.service}:CreateRepository") from None
+    except bex.BotoCoreError as exc:
+        raise _aws_error(exc, registry, info, f"{info.service}:CreateRepository") from None
+    return True
+
+
+def _create_cli(registry, info: EcrHost, env) -> bool:
+    args, extra = _cli_args(registry, info)
+    if info.account and not info.public:
+        args += ["--registry-id", info.account]
+    what = f"registry '{registry.name}': aws {info.service} describe-repositories"
+    try:
+        out = run_cli(["aws", info.service, "describe-repositories", "--repository-names",
+                       registry.repository, "--output", "json", *args], env, what=what,
+                      hint=CREDS_HINT, extra_env=extra)
+        json.loads(out or "{}")
+        return False
+    except CloudAuthError as exc:
+        if "RepositoryNotFoundException" not in exc.message:
+            raise
+    run_cli(["aws", info.service, "create-repository", "--repository-name", registry.repository,
+             "--output", "json", *args], env,
+            what=f"registry '{registry.name}': aws {info.service} create-repository",
+            hint=CREDS_HINT, extra_env=extra)
+    return True
