@@ -92,7 +92,7 @@ def test_builtin_templates_are_found():
     assert {p.name for p in base.iterdir()} >= {"github.yml.j2", "gitlab.yml.j2", "versions.yml"}
     versions = load_versions(None)
     assert versions["github"]["checkout"].startswith("actions/checkout@v")
-    # the build cache's actions are pinned here too (ci.md section 1.1; the runtime's v4 is node24)
+    # the build cache's actions are pinned here too (the runtime's v4 is node24)
     assert versions["github"]["buildx"] == "docker/setup-buildx-action@v4"
     assert versions["github"]["github_runtime"] == "crazy-max/ghaction-github-runtime@v4"
 

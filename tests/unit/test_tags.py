@@ -1,7 +1,7 @@
 """Tag derivation: docker/metadata-action compatibility plus our stricter checks.
 
 Most tables are ported from metadata-action's __tests__/meta.test.ts (row names kept, one image,
-bare tags) and from the harness answers in /work/shared/research/tags.md.
+bare tags) and from what metadata-action itself answered for the edge cases (recorded by hand).
 """
 
 from __future__ import annotations
