@@ -2,7 +2,7 @@
 
 The Docker SDK builds one platform per build and pushes only tags. So for a release
 with several platforms each platform image is taken from the engine and turned into a
-registry manifest by image_export.py (config byte for byte, layers gzip-compressed
+registry manifest by engine/export.py (config byte for byte, layers gzip-compressed
 once, checked against the config's diff_ids); the manifest is OCI
 (`index_format: oci`) or Docker v2 (`docker`), so that the index and every manifest
 in it belong to one media-type family (research §1.6).
@@ -30,10 +30,9 @@ from typing import Callable
 
 from pipeline.errors import UsageError
 from pipeline.model.platforms import Platform, PlatformError, parse_platform
+from pipeline.model.status import Status
 from pipeline.registry.digest import is_digest
 from pipeline.registry.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-
-PUSHED, ALREADY = "pushed", "already there"
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -183,36 +182,36 @@ def build_index(entries, fmt: str) -> Index:
 
 # -- pushing by digest --------------------------------------------------------------------------
 
-def put_by_digest(client, repository: str, body: bytes, media_type: str) -> str:
-    """PUT a manifest or index under its digest only (no tag): PUSHED or ALREADY."""
+def put_by_digest(client, repository: str, body: bytes, media_type: str) -> Status:
+    """PUT a manifest or index under its digest only (no tag): Status.PUSHED or ALREADY."""
     digest = sha256(body)
     existing = client.head_manifest(repository, digest)
     if existing is not None and existing.digest == digest:
-        return ALREADY
+        return Status.ALREADY
     client.put_manifest(repository, digest, body, media_type)
-    return PUSHED
+    return Status.PUSHED
 
 
 def push_image(client, repository: str, image: PlatformImage, *, jobs: int = 4,
-               on_blob: Callable[[Blob, str], None] = lambda blob, status: None) -> str:
-    """Blobs (HEAD, upload if missing) then the manifest by digest: PUSHED or ALREADY."""
+               on_blob: Callable[[Blob, Status], None] = lambda blob, status: None) -> Status:
+    """Blobs (HEAD, upload if missing) then the manifest by digest: Status.PUSHED or ALREADY."""
     existing = client.head_manifest(repository, image.digest)
     if existing is not None and existing.digest == image.digest:
-        return ALREADY
+        return Status.ALREADY
 
     def one(blob: Blob) -> None:
         if client.head_blob(repository, blob.digest) is not None:
-            on_blob(blob, ALREADY)
+            on_blob(blob, Status.ALREADY)
             return
         client.upload_blob(repository, blob.digest, blob.size, blob.source())
-        on_blob(blob, PUSHED)
+        on_blob(blob, Status.PUSHED)
 
     blobs = image.blobs
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs))),
                             thread_name_prefix="platform-blob") as pool:
         list(pool.map(one, blobs))
     client.put_manifest(repository, image.digest, image.manifest, image.media_type)
-    return PUSHED
+    return Status.PUSHED
 
 
 # -- records of split builds --------------------------------------------------------------------

@@ -1,29 +1,58 @@
 """The multi-platform half of a release (image.platforms; see pipeline/app/index.py).
 
-Mixed into release.Releaser, whose clients, credentials, reporter and
-distribute_immutable/_finish steps it uses. Step 1 builds each platform and turns it
-into a registry manifest; step 2 pushes each platform manifest by digest (no tag) to
-the first registry that takes them, PUTs the index by digest and only then tags it
-with the version; the other registries get a copy of the index with its children
-(same digest everywhere). `push_by_digest` and `merge` are the same two halves run
-apart (one CI job per platform, one merge job).
+A collaborator of release.Releaser: it shares the Releaser's run state (registries,
+reporter, what the registries hold) and image builds, and runs the same steps 2-4
+(immutable.py, floating.py, verify.py). Step 1 builds each platform and turns it into a
+registry manifest; step 2 pushes each platform manifest by digest (no tag) to the first
+registry that takes them, PUTs the index by digest and only then tags it with the
+version; the other registries get a copy of the index with its children (same digest
+everywhere). `push_by_digest` and `merge` are the same two halves run apart (one CI job
+per platform, one merge job).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.engine import spool
+from pipeline.engine.client import PushProgress
+from pipeline.engine.export import export_image
 from pipeline.errors import ReleaseError
 from pipeline.model.plan import Target
+from pipeline.model.platforms import from_image_config, parse_platform
+from pipeline.model.status import Status
+from pipeline.registry.copy import tag_image
 from pipeline.registry.errors import RegistryAPIError
-from pipeline.app.report import ALREADY, FAILED, PUSHED, RefResult, Report
+from pipeline.registry.manifest import ManifestError, parse_manifest
+from pipeline.app import immutable
+from pipeline.app.build import ImageBuild
+from pipeline.app.index import IndexEntry, build_index, family, make_record, push_image, put_by_digest
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
+from pipeline.app.verify import finish
 
 
-class PlatformSteps:
+class Platforms:
+    def __init__(self, state: RunState, images: ImageBuild):
+        self.state = state
+        self.images = images
+
+    @property
+    def plan(self):
+        return self.state.plan
+
+    @property
+    def reporter(self):
+        return self.state.reporter
+
+    @property
+    def engine(self):
+        return self.images.engine
+
     def _platform_images(self, platforms, *, build: bool, workdir: Path) -> list:
         """Build (or take) each platform's local image and turn it into a registry manifest."""
         return [self._export_platform(p, ref, image_id, workdir)
@@ -33,19 +62,17 @@ class PlatformSteps:
         """(platform, local ref, image id) of each platform, built first unless --no-build."""
         created = None
         if build:
-            self.check_emulation(platforms)
-            created = self._created_label(*[self.plan.platform_ref(p) for p in platforms])
+            self.images.check_emulation(platforms)
+            created = self.images.created_label(*[self.plan.platform_ref(p) for p in platforms])
         found = []
         for p in platforms:
             ref = self.plan.platform_ref(p)
-            image_id = self.build_image(ref, p, created) if build else self.engine.require_image(ref)
+            image_id = (self.images.build_image(ref, p, created) if build
+                        else self.engine.require_image(ref))
             found.append((p, ref, image_id))
         return found
 
     def _export_platform(self, p: str, ref: str, image_id: str, workdir: Path):
-        from pipeline.engine.export import export_image
-        from pipeline.model.platforms import parse_platform
-
         image = export_image(self.engine.export(ref), workdir / parse_platform(p).slug,
                              self.plan.index_format, image_id=image_id)
         if not image.platform.matches(parse_platform(p)):
@@ -59,17 +86,14 @@ class PlatformSteps:
         its children are exactly these local images (by config digest, so whoever compressed
         the layers), in the media-type family release.yml asks for; (digest, bytes, None) when
         the tag holds something else; None when there is nothing."""
-        from pipeline.app.index import family
-        from pipeline.registry.manifest import ManifestError, parse_manifest
-
-        found = self.tag_manifest(target)
+        found = self.state.tag_manifest(target)
         if found is None:
             return None
         body, info, index = found
         other = (info.digest, body, None)       # there, but not these images
         if not index.is_index or info.media_type != family(self.plan.index_format).index:
             return other
-        client = self.client(target.registry)
+        client = self.state.client(target.registry)
         children = {}
         try:
             for child in index.children:
@@ -82,15 +106,11 @@ class PlatformSteps:
             return other
         if sorted(children) != sorted(image_ids) or len(index.children) != len(image_ids):
             return other
-        self.read_floating(target)
+        self.state.read_floating(target)
         return info.digest, body, children
 
     def _push_platforms(self, target: Target, images, index) -> RefResult:
         """Each platform manifest by digest, the index by digest, then the immutable tag."""
-        from pipeline.engine.client import PushProgress
-        from pipeline.app.index import push_image, put_by_digest
-        from pipeline.registry.copy import tag_image
-
         ref = target.ref(target.immutable)
         result = RefResult(target.registry, ref)
         start = time.monotonic()
@@ -100,32 +120,31 @@ class PlatformSteps:
             self.reporter.push_progress(target.registry, PushProgress(blob.digest[7:19], status,
                                                                        blob.size, blob.size))
         try:
-            client = self.client(target.registry)
+            client = self.state.client(target.registry)
             for image in images:
-                push_image(client, target.repository, image, jobs=self.jobs, on_blob=on_blob)
+                push_image(client, target.repository, image, jobs=self.state.jobs, on_blob=on_blob)
             put_by_digest(client, target.repository, index.body, index.media_type)
             tag_image(client, target.repository, index.body, [target.immutable])
-            result.status, result.digest = PUSHED, index.digest
+            result.status, result.digest = Status.PUSHED, index.digest
         except RegistryAPIError as exc:
-            result.status = FAILED
-            result.error = str(exc) + (f" — {self._auth_hint(target.registry, target.host)}"
-                                       if exc.auth else "")
+            result.status = Status.FAILED
+            result.error = self.state.registries.error_text(target.registry, target.host, exc)
         result.seconds = time.monotonic() - start
         self.reporter.push_done(target.registry, ref, result.status, result.digest)
         return result
 
-    def _run_platforms(self, *, build: bool) -> Report:
-        from pipeline.app.index import build_index, family
-
+    def run_all(self, *, build: bool) -> Report:
+        """build-push with several platforms: every platform built, one index, steps 2-4."""
         report = Report(self.plan)
-        self.resolve_credentials()
+        names = [t.registry for t in self.plan.targets]
+        self.state.registries.resolve(names)
         workdir = spool.make_dir("platforms")
         try:
             local = self._local_platforms(self.plan.platforms, build=build)
-            self.refresh_expiring()      # the builds may have outlived a short-lived token
+            self.state.registries.refresh_expiring(names)     # the builds may have outlived a token
             targets = list(self.plan.targets)
             ids = [image_id for _, _, image_id in local]
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            with ThreadPoolExecutor(max_workers=self.state.jobs) as pool:
                 held = dict(zip([t.registry for t in targets],
                                 pool.map(lambda t: self._holding_index(t, ids), targets)))
             ours = next((held[t.registry] for t in targets
@@ -134,7 +153,7 @@ class PlatformSteps:
                 # Released before: the registries that hold it keep their index (no export),
                 # the others get a copy of it.
                 digest, body, children = ours
-                self.manifests[digest] = body
+                self.state.manifests[digest] = body
                 report.media_type = family(self.plan.index_format).index
                 report.platforms = [{"platform": p, "digest": children[i], "image_id": i}
                                     for p, _, i in local]
@@ -150,8 +169,8 @@ class PlatformSteps:
                            first_push=lambda t: self._push_platforms(t, images, index))
             self.reporter.start(targets)
             try:
-                source = self.distribute_immutable(report, targets, image_id=None, **how)
-                return self._finish(report, source, targets)
+                source = immutable.distribute(self.state, report, targets, **how)
+                return finish(self.state, report, source, targets)
             finally:
                 self.reporter.stop()
         finally:
@@ -164,12 +183,9 @@ class PlatformSteps:
         Only one registry, always the first: every platform job of a release must land in the
         same repository, and the merge job copies the index with its children to the others.
         """
-        from pipeline.app.index import make_record, push_image
-        from pipeline.model.platforms import parse_platform
-
         report = Report(self.plan)
         target = self.plan.targets[0]
-        self.resolve_credentials([target.registry])
+        self.state.registries.resolve([target.registry])
         workdir = spool.make_dir("platform")
         try:
             (image,) = self._platform_images([platform], build=build, workdir=workdir)
@@ -182,19 +198,18 @@ class PlatformSteps:
             start = time.monotonic()
             try:
                 self.reporter.push_started(target.registry, f"{ref} ({platform}, no tag)")
-                res.status = push_image(self.client(target.registry), target.repository, image,
-                                        jobs=self.jobs)
+                res.status = push_image(self.state.client(target.registry), target.repository,
+                                        image, jobs=self.state.jobs)
                 res.digest = image.digest
             except RegistryAPIError as exc:
-                res.status = FAILED
-                res.error = str(exc) + (f" — {self._auth_hint(target.registry, target.host)}"
-                                        if exc.auth else "")
+                res.status = Status.FAILED
+                res.error = self.state.registries.error_text(target.registry, target.host, exc)
             finally:
                 res.seconds = time.monotonic() - start
                 self.reporter.push_done(target.registry, ref, res.status, res.digest)
                 self.reporter.stop()
             report.results.append(res)
-            if res.status == FAILED:
+            if res.status == Status.FAILED:
                 return report, None
             return report, make_record(version=self.plan.version, platform=parse_platform(platform),
                                        image=image, index_format=self.plan.index_format,
@@ -205,26 +220,21 @@ class PlatformSteps:
 
     def merge(self, records: list[dict]) -> Report:
         """Assemble the index from split-build records and release it like build-push does."""
-        import json
-
-        from pipeline.app.index import IndexEntry, build_index, family, put_by_digest
-        from pipeline.model.platforms import from_image_config, parse_platform
-        from pipeline.registry.manifest import parse_manifest
-
         report = Report(self.plan)
         first = records[0]
         name = first["registry"]
-        r = self.registries.get(name)
+        r = self.state.registries.entries.get(name)
+        where_defined = self.state.config.display_path
         if r is None:
             raise ReleaseError(f"the records were pushed to registry '{name}', which "
-                               f"{self.config.display_path} does not define")
+                               f"{where_defined} does not define")
         if (r.registry, r.repository) != (first["host"], first["repository"]):
             raise ReleaseError(f"the records were pushed to {first['host']}/{first['repository']}, but "
-                               f"'{name}' in {self.config.display_path} is {r.registry}/{r.repository}")
-        self.resolve_credentials([name, *[t.registry for t in self.plan.targets]])
+                               f"'{name}' in {where_defined} is {r.registry}/{r.repository}")
+        self.state.registries.resolve([name, *[t.registry for t in self.plan.targets]])
         source = Target(registry=r.name, type=r.type, host=r.registry, repository=r.repository,
                         immutable=self.plan.version, floating=())
-        client = self.client(name)
+        client = self.state.client(name)
         fam = family(self.plan.index_format)
         entries = []
         try:
@@ -255,16 +265,15 @@ class PlatformSteps:
 
         def first_push(t: Target) -> RefResult:
             if t.registry != name:
-                return self._copy(source, index.digest, t)
-            from pipeline.registry.copy import tag_image
+                return immutable.copy_to(self.state, source, index.digest, t)
             res = RefResult(t.registry, t.ref(t.immutable))
             start = time.monotonic()
             try:
-                status = tag_image(self.client(name), t.repository, index.body, [t.immutable])
-                res.status = PUSHED if status[t.immutable] == "pushed" else ALREADY
+                status = tag_image(self.state.client(name), t.repository, index.body, [t.immutable])
+                res.status = status[t.immutable]
                 res.digest = index.digest
             except RegistryAPIError as exc:
-                res.status, res.error = FAILED, str(exc)
+                res.status, res.error = Status.FAILED, str(exc)
             res.seconds = time.monotonic() - start
             self.reporter.push_done(t.registry, res.ref, res.status, res.digest)
             return res
@@ -272,8 +281,8 @@ class PlatformSteps:
         targets = list(self.plan.targets)
         self.reporter.start(targets)
         try:
-            got = self.distribute_immutable(report, targets, known={index.digest}, image_id=None,
-                                            first_push=first_push)
-            return self._finish(report, got, targets)
+            got = immutable.distribute(self.state, report, targets, known={index.digest},
+                                       first_push=first_push)
+            return finish(self.state, report, got, targets)
         finally:
             self.reporter.stop()

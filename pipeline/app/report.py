@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.model.plan import Plan
-
-PUSHED, ALREADY, FAILED, SKIPPED = "pushed", "already there", "failed", "skipped"
+from pipeline.model.status import HELD, Status
 
 
 @dataclass
 class RefResult:
     registry: str
     ref: str
-    status: str = SKIPPED
+    status: Status = Status.SKIPPED
     digest: str | None = None
     seconds: float = 0.0
     error: str | None = None
@@ -36,7 +35,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.errors and all(r.status in (PUSHED, ALREADY) for r in self.results)
+        return not self.errors and all(r.status in HELD for r in self.results)
 
     def to_dict(self) -> dict:
         data = {"ok": self.ok, "version": self.plan.version, "digest": self.digest,

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Callable, Hashable
 
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 
 DEFAULT_MARGIN = 300.0          # seconds before expiry that a token stops being reused
 UNKNOWN_EXPIRY_TTL = 300.0      # reuse a token of unknown lifetime this long

@@ -1,14 +1,16 @@
-"""The Docker CLI's own credentials: read them (`lookup`) and, on request, store them.
+"""The Docker CLI's own credentials: read them (`lookup`, `from_docker`) and, on request, store
+and erase them.
 
-`lookup` resolves a host as docker-py and the docker CLI do, without importing
-docker-py (it costs more than a whole no-op release): the credential helper for the
-host (`credHelpers`), else the default store (`credsStore`), else `auths`.
+`lookup` resolves a host as docker-py and the docker CLI do, without importing docker-py (it
+costs more than a whole no-op release); where the Docker config comes in the lookup order, and
+its own order (`credHelpers`, `credsStore`, `auths`), are in pipeline/auth/lookup.py.
+`from_docker` adds `DOCKER_AUTH_CONFIG` in front and answers with Credentials.
 
-`store` (`release login --docker-config`) writes where `docker login` would: the credential helper for the host (`credHelpers`),
-else the default store (`credsStore`), else `auths` in $DOCKER_CONFIG/config.json
-(~/.docker/config.json) as base64 `user:password` (file mode 0600). Docker Hub's key is
-`https://index.docker.io/v1/`. A host served by docker-credential-ecr-login (which gets
-its own tokens and stores nothing) is left alone. A config.json that is a symlink (a
+`store` (`release login --docker-config`) writes where `docker login` would, in the same order:
+the credential helper for the host, else the default store, else `auths` in
+$DOCKER_CONFIG/config.json (~/.docker/config.json) as base64 `user:password` (file mode 0600).
+Docker Hub's key is `https://index.docker.io/v1/`. A host served by docker-credential-ecr-login
+(which gets its own tokens and stores nothing) is left alone. A config.json that is a symlink (a
 dotfiles repository, a mounted secret) stays one: the file it points to is rewritten, as
 `docker login` does.
 
@@ -26,9 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
 from pipeline.auth.cloud.common import which
+from pipeline.auth.credentials import Credentials
+from pipeline.errors import UsageError
+from pipeline.ui import redact
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 SELF_SERVING_HELPERS = {"ecr-login", "gcr", "gcloud", "acr-env"}
@@ -122,6 +125,69 @@ def _helper_get(helper: str, key: str, env: Mapping[str, str]) -> dict | None:
     if username == "<token>":
         return {"IdentityToken": secret}
     return {"Username": username, "Password": secret}
+
+
+def from_docker_auth_config(host: str, env: Mapping[str, str]) -> Credentials | None:
+    """What `DOCKER_AUTH_CONFIG` (a config.json's `auths` in a variable, as CI systems set it)
+    holds for `host`; None when it is unset or has nothing for `host`."""
+    raw = env.get("DOCKER_AUTH_CONFIG")
+    if not raw:
+        return None
+    shape = '{"auths": {"HOST": {"auth": "<base64 user:password>"}}}'
+    try:
+        auths = json.loads(raw).get("auths", {})
+    except (ValueError, AttributeError):
+        raise UsageError("DOCKER_AUTH_CONFIG is not valid JSON", hint=f"expected {shape}") from None
+    if not isinstance(auths, dict):
+        raise UsageError("DOCKER_AUTH_CONFIG: \"auths\" must be an object", hint=f"expected {shape}")
+    for key, entry in auth_candidates(auths, host):
+        if not isinstance(entry, dict):
+            raise UsageError(f"DOCKER_AUTH_CONFIG: the entry for {key} must be an object",
+                             hint=f"expected {shape}")
+        found = _entry_to_credentials(entry, "DOCKER_AUTH_CONFIG")
+        if found is not None:
+            return found
+    return None
+
+
+def _entry_to_credentials(entry: Mapping, source: str) -> Credentials | None:
+    # docker-py returns lower-case keys from `auths`, capitalised ones from helpers.
+    lowered = {k.lower(): v for k, v in entry.items()}
+    username, password = lowered.get("username"), lowered.get("password")
+    if not password and lowered.get("auth"):
+        try:
+            username, _, password = base64.b64decode(lowered["auth"]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    identity = lowered.get("identitytoken")
+    if username == "<token>" and password and not identity:
+        identity, username, password = password, None, None
+    registry_token = lowered.get("registrytoken")
+    if not (password or identity or registry_token):
+        return None
+    redact.register_basic(username, password)
+    redact.register(identity)
+    redact.register(registry_token)
+    return Credentials(source=source, username=username, password=password,
+                       identity_token=identity, registry_token=registry_token, method=source)
+
+
+def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
+    """The Docker CLI's credentials for `host` (credHelpers -> credsStore -> auths)."""
+    try:
+        found = lookup(host, env)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"could not read Docker credentials for {host}: {redact.redact(str(exc))}",
+                         hint="check ~/.docker/config.json and its credential helper") from None
+    if found is None:
+        return None
+    entry, source = found
+    return _entry_to_credentials(entry, source)
+
+
+def from_docker(host: str, env: Mapping[str, str]) -> Credentials | None:
+    """`DOCKER_AUTH_CONFIG`, then the Docker config (helpers, `auths`); None if neither has `host`."""
+    return from_docker_auth_config(host, env) or from_docker_config(host, env)
 
 
 def store(host: str, creds: Credentials, env: Mapping[str, str]) -> str:

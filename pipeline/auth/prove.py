@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.registry.auth import repository_scope
 from pipeline.registry.client import RegistryAPIError, RegistryClient
 from pipeline.auth.cloud.common import jwt_claims, utcnow

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ci.context import registry_context
+from pipeline.ci.registries import registry_context
+from pipeline.registry.hosts import is_loopback
 
 # Names public DNS does not answer for (RFC 6761/6762/8375, ICANN's .internal, common habits).
 _PRIVATE_SUFFIXES = (".local", ".localdomain", ".internal", ".intranet", ".lan", ".home",
@@ -43,18 +44,17 @@ def _host_of(registry: str) -> str:
 
 
 def host_kind(registry: str) -> str:
-    """`loopback`, `private` (an address or name a hosted runner cannot reach) or `public`."""
-    host = _host_of(registry)
-    if host == "localhost" or host.endswith(".localhost"):
+    """`loopback` (registry/hosts.py's rule), `private` (an address or name a hosted runner
+    cannot reach) or `public`."""
+    if is_loopback(registry):
         return "loopback"
+    host = _host_of(registry)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         if "." not in host or host.endswith(_PRIVATE_SUFFIXES):
             return "private"
         return "public"
-    if address.is_loopback:
-        return "loopback"
     if address.is_private or address.is_link_local or address.is_reserved or address.is_unspecified:
         return "private"
     return "public"

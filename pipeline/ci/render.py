@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import UsageError
-from pipeline.ci.context import Setting
+from pipeline.ci.registries import Setting
 
 TARGETS = {"github": "github.yml.j2", "gitlab": "gitlab.yml.j2"}
 DEFAULT_OUTPUTS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml"}

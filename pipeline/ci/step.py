@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 from typing import Mapping
 
+from pipeline.model.status import HELD
 from pipeline.ui.redact import redact
 
-HELD = ("pushed", "already there")     # statuses of a reference that holds the image
 SUMMARY_LIMIT = 900_000                # GitHub rejects a step summary over 1 MiB
 
 

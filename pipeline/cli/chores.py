@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
 
+from pipeline.app.chores import GC_REMINDER, client_for, inspect, manifest_links, resolve_target, tag_digests
+from pipeline.app.release import Releaser
 from pipeline.errors import ReleaseError
+from pipeline.model.config.loader import load_config
+from pipeline.model.plan import make_plan
+from pipeline.model.prune import plan_prune
+from pipeline.model.status import Status
+from pipeline.registry.errors import RegistryAPIError
 from pipeline.ui.output import echo
+from pipeline.ui.progress import make_reporter
+from pipeline.ui.summary import format_report
+from pipeline.cli._common import derive
 
 
 def _config(ctx, required: bool):
     """release.yml if present (needed for registry names); optional for full references."""
-    from pathlib import Path
-    from pipeline.model.config.loader import load_config
-
     path = ctx.obj["config_path"]
     if not required and not Path(path).exists():
         return None
@@ -45,8 +55,6 @@ def catalog(ctx, registry):
     Example:  release registry catalog local
               release registry catalog localhost:5000
     """
-    from pipeline.app.chores import resolve_target
-    from pipeline.registry.errors import RegistryAPIError
     target = resolve_target(registry, _config(ctx, False), need_repository=False)
     try:
         for repo in target.client.catalog():
@@ -65,8 +73,6 @@ def list_tags(ctx, ref):
     Example:  release registry tags local
               release registry tags localhost:5000/release/hello
     """
-    from pipeline.app.chores import resolve_target
-    from pipeline.registry.errors import RegistryAPIError
     target = resolve_target(ref, _config(ctx, False))
     try:
         for tag in target.client.list_tags(target.ref.repository):
@@ -86,8 +92,6 @@ def inspect_cmd(ctx, ref, as_json):
     Example:  release registry inspect local:1.4.2
               release registry inspect localhost:5000/release/hello:latest --json
     """
-    from pipeline.app.chores import inspect, resolve_target
-    from pipeline.registry.errors import RegistryAPIError
     target = resolve_target(ref, _config(ctx, False))
     try:
         data = inspect(target)
@@ -121,8 +125,6 @@ def delete(ctx, ref, yes):
     Example:  release registry delete local:1.0.0          # shows what would be deleted
               release registry delete local:1.0.0 --yes
     """
-    from pipeline.app.chores import GC_REMINDER, resolve_target, tag_digests
-    from pipeline.registry.errors import RegistryAPIError
     target = resolve_target(ref, _config(ctx, False))
     r = target.ref
     if not (r.tag or r.digest):
@@ -162,10 +164,6 @@ def prune(ctx, registries, keep, match, yes, as_json):
     Example:  release prune --keep 5                # list what would be deleted
               release prune --keep 5 --registry local --yes
     """
-    import re
-
-    from pipeline.app.chores import GC_REMINDER
-
     if match:
         try:
             re.compile(match)
@@ -204,12 +202,6 @@ def prune(ctx, registries, keep, match, yes, as_json):
 def _prune_registry(r, keep: int, match: str | None, yes: bool, jobs: int = 4):
     """(plan, report entry, error) for one registry; the error is raised by the caller, so
     one registry's failure to list does not hide what the others did."""
-    import threading
-
-    from pipeline.app.chores import client_for, manifest_links, tag_digests
-    from pipeline.model.prune import plan_prune
-    from pipeline.registry.errors import RegistryAPIError
-
     client = client_for(r)
     try:
         tags = tag_digests(client, r.repository, jobs)
@@ -225,19 +217,19 @@ def _prune_registry(r, keep: int, match: str | None, yes: bool, jobs: int = 4):
 
     def delete(d):
         if refused.is_set():
-            return d.digest, "skipped"
+            return d.digest, Status.SKIPPED
         try:
             client.delete_manifest(r.repository, d.digest)
-            return d.digest, "deleted"
+            return d.digest, Status.DELETED
         except RegistryAPIError as exc:
             refused.set()
             return d.digest, str(exc)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for digest, outcome in pool.map(delete, plan.deletions):
-            if outcome == "deleted":
+            if outcome == Status.DELETED:
                 entry["deleted"].append(digest)
-            elif outcome != "skipped":
+            elif outcome != Status.SKIPPED:
                 entry.setdefault("errors", []).append(outcome)
     return plan, entry, None
 
@@ -259,18 +251,12 @@ def promote(ctx, version, source, dests, jobs, as_json, quiet, force):
     \b
     Example:  release promote 1.4.2 --from staging --to prod --to mirror
     """
-    from pipeline.cli.main import _derive
-    from pipeline.model.plan import make_plan
-    from pipeline.ui.progress import make_reporter
-    from pipeline.app.release import Releaser
-    from pipeline.ui.summary import format_report
-
     config = _config(ctx, True)
     config.registry(source)
     if source in dests:
         raise click.BadParameter("a registry cannot be both --from and --to", param_hint="--to")
     selected = config.select(list(dests))
-    plan = make_plan(config, _derive(config, version), selected, build=False)
+    plan = make_plan(config, derive(config, version), selected, build=False)
     releaser = Releaser(config, plan, make_reporter(quiet), jobs=jobs, force=force)
     report = releaser.promote(source)
     echo(json.dumps(report.to_dict(), indent=2), is_json=True) if as_json else echo(format_report(report, verb="promoted"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
-from pipeline.cli.main import build_options, with_build_options
+from pipeline.cli._common import build_options, with_build_options
 
 PACKAGE = "release-pipeline"
 TARGETS = ("github", "gitlab")
@@ -163,7 +163,7 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
-    from pipeline.ci.context import action_reference, component_reference
+    from pipeline.ci.references import action_reference, component_reference
     if use_action is not None:
         action_reference(use_action)           # UsageError (exit 2) before anything is written
     if use_component is not None:

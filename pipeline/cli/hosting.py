@@ -1,7 +1,7 @@
 """`release registry up / down / gc / compose`: host a private registry (registry:2).
 
-Registered on the `registry` group at the end of cli_chores.py. Heavy imports (docker,
-requests, jinja2) happen inside the commands so that `release --help` stays fast.
+Registered on the `registry` group at the end of cli/chores.py. Heavy imports (docker,
+jinja2) happen inside the commands that need them, so `release registry --help` stays fast.
 """
 
 from __future__ import annotations

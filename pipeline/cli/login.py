@@ -8,6 +8,7 @@ import os
 
 import click
 
+from pipeline.model.status import Status
 from pipeline.ui.redact import redact
 
 
@@ -18,13 +19,13 @@ def _expiry(creds) -> str | None:
 def login_one(registry, env, *, store: bool = False) -> dict:
     """One registry: credentials, proof, optional storing. Never raises for a registry's own
     failure (it becomes `ok: false` with an error and a hint)."""
-    from pipeline.auth.cloud import credentials_for, unexpected_error
+    from pipeline.auth.lookup import credentials_for, unexpected_error
     from pipeline.auth.prove import prove
     from pipeline.errors import ReleaseError
 
     entry = {"name": registry.name, "type": registry.type, "host": registry.registry,
              "repository": registry.repository, "method": None, "source": None,
-             "identity": None, "expires_at": None, "ok": False, "status": "failed",
+             "identity": None, "expires_at": None, "ok": False, "status": Status.FAILED,
              "detail": None, "hint": None, "config_error": False}
 
     def failed(exc: ReleaseError) -> dict:
@@ -51,15 +52,15 @@ def login_one(registry, env, *, store: bool = False) -> dict:
         if os.environ.get("RELEASE_DEBUG"):
             raise
         return failed(unexpected_error(registry, exc, "checking the credentials"))
-    entry.update(ok=proof.ok, status="ok" if proof.ok else "failed", detail=proof.detail,
+    entry.update(ok=proof.ok, status=Status.OK if proof.ok else Status.FAILED, detail=proof.detail,
                  hint=proof.hint)
     if proof.ok and store:
         from pipeline.auth.dockerconfig import store as store_creds
         try:
             entry["stored"] = store_creds(registry.registry, creds, env)
         except (OSError, RuntimeError) as exc:
-            entry.update(ok=False, status="failed", detail=f"could not store in the Docker "
-                                                            f"config: {exc}",
+            entry.update(ok=False, status=Status.FAILED,
+                         detail=f"could not store in the Docker config: {exc}",
                          hint="check the Docker config file and its credential helper")
     return entry
 

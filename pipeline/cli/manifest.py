@@ -20,20 +20,23 @@ tags only then, `latest` last; verify).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
-from pipeline.ui.output import echo
-
+from pipeline.app.index import check_records, read_records, write_record
+from pipeline.ci.step import check_output_paths, write_step_outputs
 from pipeline.errors import UsageError
+from pipeline.model.platforms import PlatformError, parse_platform
+from pipeline.ui.output import echo
 from pipeline.ui.redact import redact
+from pipeline.ui.summary import format_report
+from pipeline.cli._common import plan_release, print_report
 
 
 def resolve_platform(config, platform: str | None, engine_platform=None) -> str:
     """The platform a --push-by-digest job builds: --platform, else the only configured one."""
-    from pipeline.model.platforms import PlatformError, parse_platform
-
     configured = list(config.image.platforms)
     if platform is None:
         if len(configured) == 1:
@@ -60,17 +63,18 @@ def resolve_platform(config, platform: str | None, engine_platform=None) -> str:
 
 def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, as_json, quiet,
                        metadata_file, preflight: bool = True) -> None:
-    """The body of `build-push --push-by-digest` (called from pipeline/cli/main.py)."""
-    from pipeline.ui.progress import make_reporter
+    """The body of `build-push --push-by-digest` (called from pipeline/cli/release.py)."""
+    # The release machinery (registry client, engine client, progress view) loads only for
+    # a real run: a dry run stays quick.
     from pipeline.app.release import Releaser
-    from pipeline.ui.summary import format_report
+    from pipeline.engine.client import Engine
+    from pipeline.ui.progress import make_reporter
 
     if not plan.targets:
         raise UsageError("no registry selected")
     engine = None
     if platform is None and not config.image.platforms and not dry_run:
-        from pipeline.engine.client import Engine
-        engine = Engine()
+        engine = Engine()           # only it knows which platform it builds for
     chosen = resolve_platform(config, platform, engine.platform() if engine else None)
     target = plan.targets[0]
     local = plan.platform_ref(chosen)
@@ -88,20 +92,17 @@ def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, 
                        f"3. write the record for `release manifest merge` to "
                        f"{metadata_file or 'stdout (--json)'}")
         return
-    from pipeline.engine.client import Engine
-
     reporter = make_reporter(quiet)
-    releaser = Releaser(config, plan, reporter, engine=None, jobs=jobs)
+    # no engine yet (platform given): the Releaser connects to one when it builds
+    releaser = Releaser(config, plan, reporter, engine=engine, jobs=jobs)
     releaser.resolve_credentials([target.registry])   # a missing env var: usage error, no work
     if preflight:
         releaser.preflight([target.registry])             # proven before the build
-    releaser.engine = engine or Engine()
     try:
         report, record = releaser.push_by_digest(chosen, build=not no_build)
     finally:
         reporter.close()
     if record is not None and metadata_file:
-        from pipeline.app.index import write_record
         write_record(Path(metadata_file), record)
     if as_json:
         echo(json.dumps({**report.to_dict(), "record": record}, indent=2), is_json=True)
@@ -161,13 +162,7 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
     Needs no Docker Engine. In GitHub Actions it writes the step outputs version, digest
     (of the index) and tags, like build-push.
     """
-    from pipeline.cli.main import _plan
-    from pipeline.app.index import check_records, read_records
-    from pipeline.ui.progress import make_reporter
-    from pipeline.app.release import Releaser
-    from pipeline.ui.summary import format_report
-
-    config, plan = _plan(ctx, version, registries, False)
+    config, plan = plan_release(ctx, version, registries, False)
     records = check_records(read_records(directory), version=plan.version,
                             index_format=plan.index_format, platforms=config.image.platforms)
     if dry_run:
@@ -186,22 +181,16 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
             for t in plan.targets:
                 click.echo(f"  [{t.registry}] {', '.join(t.ref(tag) for tag in t.tags)}")
         return
-    import os
-    from pipeline.ci.step import check_output_paths, write_step_outputs
     check_output_paths(os.environ, dotenv)
+    # The release machinery loads only for a real run: a dry run stays quick.
+    from pipeline.app.release import Releaser
+    from pipeline.ui.progress import make_reporter
 
     reporter = make_reporter(quiet)
-    releaser = Releaser(config, plan, reporter, jobs=jobs, force=force)
+    releaser = Releaser(config, plan, reporter, jobs=jobs, force=force)    # needs no engine
     try:
         report = releaser.merge(records)
     finally:
         reporter.close()
     write_step_outputs(report, os.environ, dotenv)
-    if as_json:
-        echo(json.dumps(report.to_dict(), indent=2), is_json=True)
-    else:
-        echo(format_report(report, verb="merged"))
-    if not report.ok:
-        if as_json:
-            echo(format_report(report), err=True)
-        ctx.exit(1)
+    print_report(ctx, report, as_json=as_json, verb="merged")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from pipeline.registry.hosts import is_loopback
 
 DEFAULT_NAME = "registry"
 DEFAULT_PORT = 5000
@@ -99,7 +100,7 @@ class RegistryOptions:
             raise UsageError("--tls (self-signed) and --cert/--key exclude each other")
         if bool(self.cert) != bool(self.key):
             raise UsageError("--cert and --key go together")
-        if self.auth_enabled and not self.tls_enabled and not _is_loopback(self.bind):
+        if self.auth_enabled and not self.tls_enabled and not is_loopback(self.bind):
             raise UsageError(
                 f"{'--user' if self.user else '--htpasswd'} over plain HTTP on {self.bind}: "
                 "the password would cross the network in clear text",
@@ -130,7 +131,7 @@ class RegistryOptions:
     @property
     def open_to_the_network(self) -> bool:
         """No authentication, published beyond this machine."""
-        return not self.auth_enabled and not _is_loopback(self.bind)
+        return not self.auth_enabled and not is_loopback(self.bind)
 
 
 def is_host_path(value: str) -> bool:
@@ -142,13 +143,9 @@ def default_config_dir(name: str) -> Path:
     return Path(base) / "release" / "registries" / name
 
 
-def _is_loopback(ip: str) -> bool:
-    return ipaddress.ip_address(ip).is_loopback
-
-
 def default_hosts(bind: str) -> list[str]:
     """The name clients use: localhost for a loopback bind, else this machine's name."""
-    if _is_loopback(bind):
+    if is_loopback(bind):
         return ["localhost"]
     if not ipaddress.ip_address(bind).is_unspecified:
         return [bind]

@@ -23,6 +23,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from pipeline.errors import ReleaseError, UsageError
+from pipeline.registry.hosts import is_loopback
 from pipeline.registry.session import HTTPError, Session
 from pipeline.hosting.deploy import (
     CONFIG_PATH,
@@ -110,8 +111,7 @@ def _is_local_daemon(client) -> bool:
     base = getattr(client.api, "base_url", "") or ""
     if base.startswith(("http+unix://", "http+docker://")):
         return True
-    host = urlparse(base).hostname or ""
-    return host in ("localhost", "127.0.0.1", "::1")
+    return is_loopback(urlparse(base).hostname or "")
 
 
 def _daemon_host(client) -> str | None:

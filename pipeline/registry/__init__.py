@@ -13,6 +13,7 @@
     errors.py     RegistryAPIError and error-body parsing
     session.py    HTTP on urllib3: pools per proxy and CA, redirects, error messages
     proxy.py      HTTPS_PROXY / NO_PROXY;  tls.py the CAs trusted (system, ca_file)
+    hosts.py      is_loopback: the one rule for "this machine" (plain HTTP, realms, CI, hosting)
 
 Submodules are imported lazily by their users: `import pipeline.registry` stays cheap.
 """

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
+from pipeline.registry.hosts import is_loopback
 from pipeline.registry.session import HTTPError
 
 DEFAULT_TOKEN_LIFETIME = 60.0     # distribution token spec: "defaults to 60 seconds"
@@ -183,8 +184,8 @@ def fetch_token(session, challenge: Challenge, scopes: tuple[str, ...], creds: C
     secret = creds.identity_token or creds.password
     # A loopback registry may speak plain HTTP, but the realm it names is another host:
     # credentials go over plain HTTP only to a loopback realm, or when the user said insecure.
-    from pipeline.registry.transport import is_loopback
-    if parts.scheme == "http" and secret and not (allow_http or is_loopback(parts.netloc)):
+    realm_host = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "http" and secret and not (allow_http or is_loopback(realm_host)):
         raise RegistryAPIError(
             f"{host}: refusing to send credentials to the plain-HTTP token realm {realm} "
             "(mark the registry insecure if this is intended)", auth=True)

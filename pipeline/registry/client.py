@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlencode
 
-from pipeline.auth.lookup import ANONYMOUS, Credentials
+from pipeline.auth.credentials import ANONYMOUS, Credentials
 from pipeline.errors import UsageError
 from pipeline.registry import upload
 from pipeline.registry.auth import merge_scopes, repository_scope
@@ -33,10 +33,9 @@ from pipeline.registry.reference import normalize_host
 from pipeline.registry.retry import retrying
 from pipeline.registry.stream import BlobStream, Source
 from pipeline.registry.tls import docker_certs_d_ca, ssl_verify
-from pipeline.registry.transport import Transport, is_loopback
+from pipeline.registry.transport import Transport
 
-__all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES",
-           "is_loopback"]
+__all__ = ["RegistryClient", "RegistryAPIError", "DigestMismatch", "ManifestInfo", "MANIFEST_TYPES"]
 
 CATALOG_SCOPE = ("registry:catalog:*",)
 DELETE_HINT = ("the registry does not allow deleting manifests (distribution/registry:2: set "

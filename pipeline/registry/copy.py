@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from pipeline.errors import UsageError
+from pipeline.model.status import Status
 from pipeline.registry.client import ManifestInfo, RegistryClient
 from pipeline.registry.digest import is_digest, sha256_digest
 from pipeline.registry.errors import RegistryAPIError
@@ -28,8 +29,6 @@ from pipeline.registry.limits import LIMITER
 from pipeline.registry.manifest import Descriptor, ManifestError, media_type_of, parse_manifest
 from pipeline.registry.reference import validate_tag
 
-PUSHED = "pushed"
-ALREADY = "already there"
 MAX_DEPTH = 4
 
 
@@ -43,7 +42,7 @@ class CopyResult:
     bytes_copied: int = 0
     manifests_pushed: int = 0          # child + top manifests PUT by digest
     manifests_skipped: int = 0         # ... already present at the destination
-    tags: dict[str, str] = field(default_factory=dict)   # tag -> PUSHED | ALREADY
+    tags: dict[str, Status] = field(default_factory=dict)   # tag -> PUSHED | ALREADY
 
 
 @dataclass
@@ -79,7 +78,7 @@ def copy_image(src: RegistryClient, src_repo: str, src_ref: str, dst: RegistryCl
 
 
 def tag_image(client: RegistryClient, repository: str, digest_or_manifest: str | bytes,
-              tags, *, current: dict[str, str | None] | None = None) -> dict[str, str]:
+              tags, *, current: dict[str, str | None] | None = None) -> dict[str, Status]:
     """Point extra tags of `repository` at a manifest: one GET (none if you pass its bytes),
     then per tag a HEAD and, unless it already has the digest, a PUT of the same bytes.
 
@@ -140,9 +139,9 @@ def _copy_blobs(src, src_repo, dst, dst_repo, blobs: list[Descriptor], result: C
         with LIMITER.hold(src.api_host, dst.api_host):
             outcome = _copy_blob(src, src_repo, dst, dst_repo, blob, same_registry)
         with lock:
-            if outcome == "skipped":
+            if outcome == Status.SKIPPED:
                 result.blobs_skipped += 1
-            elif outcome == "mounted":
+            elif outcome == Status.MOUNTED:
                 result.blobs_mounted += 1
             else:
                 result.blobs_copied += 1
@@ -162,24 +161,24 @@ def _copy_blobs(src, src_repo, dst, dst_repo, blobs: list[Descriptor], result: C
                 f.result()
 
 
-def _copy_blob(src, src_repo, dst, dst_repo, blob: Descriptor, same_registry: bool) -> str:
+def _copy_blob(src, src_repo, dst, dst_repo, blob: Descriptor, same_registry: bool) -> Status:
     size = dst.head_blob(dst_repo, blob.digest)
     if size is not None:
-        return "skipped"
+        return Status.SKIPPED
     if same_registry and src_repo != dst_repo and dst.mount_blob(dst_repo, blob.digest, src_repo):
-        return "mounted"
+        return Status.MOUNTED
     dst.upload_blob(dst_repo, blob.digest, blob.size,
                     lambda: src.open_blob(src_repo, blob.digest, size=blob.size))
-    return "copied"
+    return Status.COPIED
 
 
 def _put_tag(client: RegistryClient, repo: str, tag: str, body: bytes, info: ManifestInfo,
-             known=None) -> str:
+             known=None) -> Status:
     """`known`: tag -> digest the caller just read (not asked again)."""
     known = known or {}
     if tag in known:
         if known[tag] == info.digest:
-            return ALREADY
+            return Status.ALREADY
     else:
         try:
             current = client.head_manifest(repo, tag)
@@ -188,6 +187,6 @@ def _put_tag(client: RegistryClient, repo: str, tag: str, body: bytes, info: Man
                 raise
             current = None
         if current is not None and current.digest == info.digest:
-            return ALREADY
+            return Status.ALREADY
     client.put_manifest(repo, tag, body, info.media_type)
-    return PUSHED
+    return Status.PUSHED

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from pipeline.app.index import Blob, PlatformImage
+from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
-
-PUSHED, FAILED = "pushed", "failed"
 
 
 @dataclass
@@ -42,7 +41,7 @@ class PushTarget:
 
 @dataclass
 class PushOutcome:
-    status: str = FAILED
+    status: Status = Status.FAILED
     digest: str | None = None
     error: RegistryAPIError | None = None
     seconds: float = 0.0
@@ -73,7 +72,7 @@ def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
         if t.client.head_blob(t.repository, blob.digest) is not None:
             with lock:
                 state.outcome.blobs_present += 1
-            on_blob(t.name, blob, "already there")
+            on_blob(t.name, blob, Status.ALREADY)
             return
         t.client.upload_blob(t.repository, blob.digest, blob.size, blob.source())
     except RegistryAPIError as exc:
@@ -85,17 +84,17 @@ def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
         return
     with lock:
         state.outcome.blobs_sent += 1
-    on_blob(t.name, blob, "pushed")
+    on_blob(t.name, blob, Status.PUSHED)
 
 
 def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir: Path, *,
                      image_id: str, diff_ids: Iterable[str], jobs: int = 4,
-                     on_blob: Callable[[str, Blob, str], None] = lambda name, blob, status: None,
+                     on_blob: Callable[[str, Blob, Status], None] = lambda name, blob, status: None,
                      ) -> tuple[PlatformImage, dict[str, PushOutcome]]:
     """Export, compress once, upload everywhere, then PUT each target's manifest by its tag.
 
-    `on_blob(target name, blob, status)`: "queued" when a blob is ready, then "pushed" or
-    "already there" (for progress views).
+    `on_blob(target name, blob, status)`: Status.QUEUED when a blob is ready, then PUSHED
+    or ALREADY (for progress views).
 
     Raises ReleaseError when the export itself is unusable (nothing is tagged then);
     registry failures end up in the outcomes, one per target name.
@@ -131,7 +130,7 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
         in_flight.acquire()
         waiting[blob.digest] = len(states)
         for s in states:
-            on_blob(s.target.name, blob, "queued")
+            on_blob(s.target.name, blob, Status.QUEUED)
             s.futures.append(pool.submit(_send, s, blob, lock, on_blob, done))
 
     def finish(s: _State) -> None:
@@ -139,7 +138,7 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
         if s.failed is None:
             try:
                 t.client.put_manifest(t.repository, t.tag, image.manifest, image.media_type)
-                out.status, out.digest = PUSHED, image.digest
+                out.status, out.digest = Status.PUSHED, image.digest
             except RegistryAPIError as exc:
                 s.failed = exc
         out.error = s.failed

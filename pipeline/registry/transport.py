@@ -1,9 +1,9 @@
 """One registry's HTTP connection: scheme choice, authentication, one re-auth on 401.
 
 Scheme: HTTPS, verified (system CAs + `ca_file`). Plain HTTP only for loopback
-hosts (asked first there) or registries marked `insecure` (after HTTPS failed to connect);
-`insecure` also allows HTTPS with an unverified certificate (as dockerd does
-for insecure registries).
+hosts (hosts.is_loopback; asked first there) or registries marked `insecure` (after
+HTTPS failed to connect); `insecure` also allows HTTPS with an unverified certificate
+(as dockerd does for insecure registries).
 
 Auth: the challenge comes from `GET /v2/` (some registries omit it on other
 requests). Basic -> credentials on every request; Bearer -> a token per scope
@@ -26,27 +26,12 @@ import threading
 from urllib.parse import urlsplit
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.registry.auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
 from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
+from pipeline.registry.hosts import is_loopback
 from pipeline.registry.reference import api_host
 from pipeline.registry.session import HTTPError, Session
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    name = host
-    if name.startswith("["):
-        name = name[1:name.find("]")] if "]" in name else name[1:]
-    elif name.count(":") == 1:
-        name = name.rsplit(":", 1)[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class Transport:

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Mapping, TextIO
 
+from pipeline.model.status import Status
 from pipeline.ui.redact import redact
 
 
@@ -53,8 +54,8 @@ class PlainReporter:
     def push_progress(self, registry: str, event) -> None:
         pass
 
-    def push_done(self, registry: str, ref: str, status: str, digest: str | None) -> None:
-        if self.quiet and status != "failed":
+    def push_done(self, registry: str, ref: str, status: Status, digest: str | None) -> None:
+        if self.quiet and status != Status.FAILED:
             return
         self._write(f"[{registry}] {ref}: {status}{f' ({digest[:19]})' if digest else ''}")
 
@@ -102,7 +103,7 @@ class LiveReporter(PlainReporter):
             total = sum(t for _, t in layers.values())
             self.progress.update(self._tasks[registry], completed=done, total=total)
 
-    def push_done(self, registry: str, ref: str, status: str, digest: str | None) -> None:
+    def push_done(self, registry: str, ref: str, status: Status, digest: str | None) -> None:
         task = self._tasks[registry]
         total = self.progress.tasks[task].total or 1
         self.progress.update(task, description=f"{redact(ref)} {status}", completed=total, total=total)

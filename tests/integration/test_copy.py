@@ -11,11 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from pipeline.auth.lookup import ANONYMOUS, Credentials
+from pipeline.auth.credentials import ANONYMOUS, Credentials
 from pipeline.registry.client import DigestMismatch, RegistryClient
-from pipeline.registry.copy import ALREADY, PUSHED, copy_image, tag_image
+from pipeline.model.status import Status
+from pipeline.registry.copy import copy_image, tag_image
 from pipeline.registry.manifest import OCI_INDEX, OCI_MANIFEST
 from tests.support.images import build_image, push_image
+
+ALREADY, PUSHED = Status.ALREADY, Status.PUSHED
 
 pytestmark = pytest.mark.integration
 

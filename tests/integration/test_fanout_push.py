@@ -109,7 +109,7 @@ def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engin
 def test_an_export_that_cannot_be_read_falls_back_to_the_engine_push(tmp_path, docker_engine,
                                                                      plain_registry, unique_repo,
                                                                      cleanup_images):
-    from pipeline.cli.main import _derive
+    from pipeline.cli._common import derive
     from pipeline.model.config.loader import load_config
     from pipeline.engine.client import Engine
     from pipeline.model.plan import make_plan
@@ -118,10 +118,9 @@ def test_an_export_that_cannot_be_read_falls_back_to_the_engine_push(tmp_path, d
 
     config_path = write_release(tmp_path, [registry_block("plain", plain_registry, unique_repo)])
     config = load_config(str(config_path))
-    plan = make_plan(config, _derive(config, "4.0.0"), config.select([]), build=True)
+    plan = make_plan(config, derive(config, "4.0.0"), config.select([]), build=True)
     out = io.StringIO()
-    releaser = Releaser(config, plan, PlainReporter(out))
-    releaser.engine = Engine()
+    releaser = Releaser(config, plan, PlainReporter(out), engine=Engine())
     releaser.engine.export = lambda ref: iter([b"this is not a tar archive" * 100])
     report = releaser.run(build=True)
     cleanup_images.append(report.image_id)

@@ -303,7 +303,7 @@ def test_a_rerun_whose_compression_differs_keeps_the_released_index(tmp_path, do
     import io
 
     from pipeline.engine import compress
-    from pipeline.cli.main import _derive
+    from pipeline.cli._common import derive
     from pipeline.model.config.loader import load_config
     from pipeline.engine.client import Engine
     from pipeline.model.plan import make_plan
@@ -320,10 +320,9 @@ def test_a_rerun_whose_compression_differs_keeps_the_released_index(tmp_path, do
     monkeypatch.setattr(compress, "ISAL_LEVEL", 1)     # another compression from now on
     monkeypatch.setattr(compress, "ZLIB_LEVEL", 1)
     cfg = load_config(str(config))
-    plan = make_plan(cfg, _derive(cfg, "6.0.0"), cfg.select([]), build=False)
+    plan = make_plan(cfg, derive(cfg, "6.0.0"), cfg.select([]), build=False)
     out = io.StringIO()
-    releaser = Releaser(cfg, plan, PlainReporter(out))
-    releaser.engine = Engine()
+    releaser = Releaser(cfg, plan, PlainReporter(out), engine=Engine())
     exported = []
     releaser.engine.export = lambda ref: exported.append(ref) or iter(())
     report = releaser.run(build=False)

@@ -1,24 +1,14 @@
-"""pipeline.ci.context: tag triggers from tag rules, logins per registry type, permissions."""
+"""pipeline.ci.context and its parts (triggers, registries, runners): tag triggers from tag
+rules, logins per registry type, permissions."""
 
 import re
 
 import pytest
 
-from pipeline.ci.context import (
-    ANY_TAG,
-    PlatformJob,
-    build_context,
-    cache_context,
-    extras_for,
-    gitlab_cache_ref,
-    gitlab_regex,
-    glob_from_regex,
-    login_set,
-    platform_jobs,
-    registry_context,
-    tag_triggers,
-    with_extras,
-)
+from pipeline.ci.context import build_context, cache_context, extras_for, gitlab_cache_ref, with_extras
+from pipeline.ci.registries import login_set, registry_context
+from pipeline.ci.runners import PlatformJob, platform_jobs
+from pipeline.ci.triggers import ANY_TAG, gitlab_regex, glob_from_regex, tag_triggers
 from pipeline.model.config.loader import load_config
 from pipeline.model.tags.jsregex import compile_js_regex
 from pipeline.model.tags import parse_tag_rule

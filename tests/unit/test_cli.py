@@ -165,3 +165,63 @@ def test_shell_completion_lists_lazy_commands_and_options():
                                 env={**os.environ, "_RELEASE_COMPLETE": f"{shell}_source"},
                                 timeout=30).stdout
         assert "_RELEASE_COMPLETE" in script
+
+
+# -- the command table (pipeline/cli/main.py) --------------------------------------------------
+
+def test_help_lists_every_command_from_the_table_without_importing_one():
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from pipeline.cli.main import cli; "
+            "out = CliRunner().invoke(cli, ['--help']).output; "
+            "print(sorted(m for m in sys.modules if m.startswith('pipeline.cli.') "
+            "and m != 'pipeline.cli.main')); print(out)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded, help_text = out.stdout.split("\n", 1)
+    assert loaded == "[]"
+    from pipeline.cli.main import LAZY_COMMANDS
+    listed = [line.split()[0] for line in help_text.split("Commands:\n", 1)[1].splitlines() if line]
+    assert listed == sorted(LAZY_COMMANDS)
+
+
+@pytest.mark.parametrize("limit", [20, 45, 74, 200])
+def test_the_tables_short_help_is_each_commands_own(limit):
+    """`release --help` shows the table's text; `release COMMAND --help` the docstring's."""
+    import click
+
+    from pipeline.cli.main import LAZY_COMMANDS, ReleaseGroup
+
+    group = ReleaseGroup()
+    for name, (_, _, short) in LAZY_COMMANDS.items():
+        command = group.get_command(None, name)           # imports its module
+        assert command.name == name
+        assert click.Command(name, help=short).get_short_help_str(limit) == \
+            command.get_short_help_str(limit), name
+
+
+def test_the_help_is_the_same_with_every_command_loaded():
+    from pipeline.cli.main import LAZY_COMMANDS, ReleaseGroup, cli
+
+    lazy = CliRunner().invoke(cli, ["--help"]).output
+    loaded = ReleaseGroup(name=cli.name, params=cli.params, callback=cli.callback, help=cli.help,
+                          context_settings=cli.context_settings)
+    for name in LAZY_COMMANDS:
+        loaded.get_command(None, name)
+    assert set(loaded.commands) == set(LAZY_COMMANDS)
+    assert CliRunner().invoke(loaded, ["--help"]).output == lazy
+
+
+def test_command_modules_do_not_import_the_root():
+    """cli/main.py imports the command modules (lazily); none of them imports it back."""
+    import ast
+    from pathlib import Path
+
+    import pipeline.cli
+
+    for path in Path(pipeline.cli.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for a in node.names}
+        assert "pipeline.cli.main" not in imported, path.name

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, acr, credentials_for
+from pipeline.auth.cloud import CloudAuthError, acr
 from pipeline.auth.cache import TokenCache
-from pipeline.model.config.loader import RegistryConfig
+from pipeline.auth.lookup import credentials_for
+from pipeline.model.config import RegistryConfig
 from pipeline.errors import UsageError
 from pipeline.registry.retry import TOKEN_ATTEMPTS
 from tests.support.cloudstubs import NULL_USER, AcrTokenServer, CliStub, fake_jwt, jwt_claims

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.ui import redact
-from pipeline.auth.cloud import credentials_for
 from pipeline.auth.cache import TokenCache
 from pipeline.auth.cloud.common import quiet_logs
-from pipeline.model.config.loader import RegistryConfig, load_config
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
+from pipeline.auth.lookup import credentials_for
+from pipeline.model.config import RegistryConfig, load_config
 from pipeline.errors import ConfigError, UsageError
 
 
@@ -415,7 +415,7 @@ def login_project(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    from pipeline.auth.cloud import CACHE
+    from pipeline.auth.cache import CACHE
     CACHE.clear()
     yield tmp_path
     CACHE.clear()
@@ -540,7 +540,7 @@ def test_logout_removes_what_login_docker_config_stored(login_project, monkeypat
 def test_expiring_and_refresh_forget_the_cached_token(tmp_path, monkeypatch):
     import google.auth
 
-    from pipeline.auth.cloud import expiring, refresh
+    from pipeline.auth.lookup import expiring, refresh
     from tests.support.cloudstubs import CliStub
 
     now = datetime.now(timezone.utc)

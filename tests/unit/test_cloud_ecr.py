@@ -12,9 +12,11 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, credentials_for, ecr
+from pipeline.auth.cloud import CloudAuthError, ecr
 from pipeline.auth.cache import TokenCache
-from pipeline.model.config.loader import RegistryConfig
+from pipeline.auth.lookup import credentials_for
+from pipeline.model.config import RegistryConfig
+from pipeline.model.config.hosts import EcrHostError, parse_ecr_host
 from pipeline.errors import UsageError
 from tests.support.cloudstubs import CliStub, MotoServer
 
@@ -100,7 +102,7 @@ def stubbed(monkeypatch, service="ecr", responses=(), errors=()):
     ("ecr-public.aws.com", None, "us-east-1", False, True, True),
 ])
 def test_host_grammar(host, account, region, fips, dualstack, public):
-    info = ecr.parse_host(host)
+    info = parse_ecr_host(host)
     assert (info.account, info.region, info.fips, info.dualstack, info.public) == \
         (account, region, fips, dualstack, public)
 
@@ -121,8 +123,8 @@ def test_host_grammar(host, account, region, fips, dualstack, public):
     ("123456789012.dkr.ecr.us-east-1.amazonaws.com:443", "no port", "without ':PORT'"),
 ])
 def test_unknown_host_forms_say_what_is_wrong(host, problem, hint):
-    with pytest.raises(ecr.HostError) as info:
-        ecr.parse_host(host)
+    with pytest.raises(EcrHostError) as info:
+        parse_ecr_host(host)
     assert problem in info.value.problem
     assert hint in info.value.hint
 
@@ -137,9 +139,9 @@ def test_fips_china_and_eusc_hosts_reach_the_right_api_endpoint(monkeypatch):
         HOST: "https://api.ecr.us-east-1.amazonaws.com",
     }
     for host, endpoint in cases.items():
-        client = ecr.make_client(session, "ecr", ecr.parse_host(host))
+        client = ecr.make_client(session, "ecr", parse_ecr_host(host))
         assert client.meta.endpoint_url == endpoint, host
-    public = ecr.make_client(session, "ecr-public", ecr.parse_host("public.ecr.aws"))
+    public = ecr.make_client(session, "ecr-public", parse_ecr_host("public.ecr.aws"))
     assert public.meta.region_name == "us-east-1"
 
 

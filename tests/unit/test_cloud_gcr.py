@@ -12,9 +12,10 @@ import google.auth.exceptions
 import pytest
 
 from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, credentials_for, gcr
+from pipeline.auth.cloud import CloudAuthError, gcr
 from pipeline.auth.cache import TokenCache
-from pipeline.model.config.loader import RegistryConfig
+from pipeline.auth.lookup import credentials_for
+from pipeline.model.config import RegistryConfig
 from pipeline.errors import UsageError
 from tests.support.cloudstubs import CliStub, GoogleTokenServer, make_service_account_key
 

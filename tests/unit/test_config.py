@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 import pipeline.model.tags as tags_module
-from pipeline.model.config.loader import (
+from pipeline.model.config import (
     Config,
     ImageConfig,
     RegistryConfig,
@@ -21,42 +20,12 @@ from pipeline.errors import ConfigError, TagRuleError, UsageError
 
 SECRET_HINT = "put the secret in an environment variable and name it with password_env"
 
-# ------------------------------------------------------------------ pipeline.model.tags stand-in
-
-_TAG_TYPES = {"schedule", "semver", "pep440", "match", "edge", "ref", "raw", "sha"}
+# ------------------------------------------------------------------ pipeline.model.tags
 
 
-def _fake_parse_tag_rule(line: str, index: int = 0):
-    attrs = dict(part.split("=", 1) for part in line.split(",") if "=" in part)
-    rule_type = attrs.get("type", "raw")
-    if rule_type not in _TAG_TYPES:
-        raise TagRuleError(f"unknown tag type '{rule_type}'", index=index, section="tags")
-    return SimpleNamespace(line=line, type=rule_type)
-
-
-def _fake_parse_flavor(lines: list[str]):
-    for i, line in enumerate(lines):
-        key, _, value = line.partition("=")
-        if key not in ("latest", "prefix", "suffix") or (
-                key == "latest" and value not in ("auto", "true", "false")):
-            raise TagRuleError(f"invalid flavor '{line}'", index=i, section="flavor")
-    return SimpleNamespace(lines=list(lines))
-
-
-@pytest.fixture(autouse=True)
-def tags_api(monkeypatch):
-    """Use the real pipeline.model.tags when it has landed, simple fakes until then."""
-    fakes = {
-        "parse_tag_rule": _fake_parse_tag_rule,
-        "parse_flavor": _fake_parse_flavor,
-        "DEFAULT_TAG_LINES": ["type=semver,pattern={{version}}",
-                              "type=semver,pattern={{major}}.{{minor}}",
-                              "type=semver,pattern={{major}}"],
-        "DEFAULT_FLAVOR_LINES": ["latest=auto"],
-    }
-    if not all(hasattr(tags_module, name) for name in fakes):
-        for name, value in fakes.items():
-            monkeypatch.setattr(tags_module, name, value, raising=False)
+@pytest.fixture
+def tags_api():
+    """The tag rules the loader uses (their defaults, their parse errors)."""
     return tags_module
 
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.model.config.loader as config_module
-from pipeline.auth import lookup as credentials
+from pipeline.auth import envvars
 from pipeline.cli.main import cli
-from pipeline.auth.cloud import credentials_for
+from pipeline.auth.lookup import credentials_for
 from pipeline.auth.cache import TokenCache
-from pipeline.model.config.loader import (
+from pipeline.model.config import (
     MAX_ATTEMPTS,
     MAX_CONFIG_BYTES,
     MAX_MAX_DELAY,
@@ -217,8 +217,8 @@ def test_an_unset_variable_is_not_named_when_the_name_looks_like_a_secret(secret
     """A RegistryConfig made without the loader (or a name the loader let through because it
     was set, then emptied): the message still never shows it."""
     with pytest.raises(UsageError) as info:
-        credentials.from_env("local", "U", secret, {"U": "alice"},
-                             locations={"password_env": "release.yml:8:19"})
+        envvars.from_env("local", "U", secret, {"U": "alice"},
+                         locations={"password_env": "release.yml:8:19"})
     text = str(info.value)
     assert secret not in text
     assert info.value.message == ("registry 'local': the environment variable named by "
@@ -229,7 +229,7 @@ def test_an_unset_variable_is_not_named_when_the_name_looks_like_a_secret(secret
 
 def test_unset_message_without_locations_still_names_the_key():
     with pytest.raises(UsageError) as info:
-        credentials.from_env("local", "U", "P", {"U": "alice"})
+        envvars.from_env("local", "U", "P", {"U": "alice"})
     assert info.value.message == ("registry 'local': environment variable P is not set "
                                   "(named by password_env)")
 

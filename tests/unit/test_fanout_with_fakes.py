@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.engine import compress
 from pipeline.errors import ReleaseError
-from pipeline.registry.fanout import FAILED, PUSHED, PushTarget, push_local_image
+from pipeline.model.status import Status
+from pipeline.registry.fanout import PushTarget, push_local_image
 from pipeline.registry.errors import RegistryAPIError
 from tests.support.saves import L1, L2, FakeClient, chunks, save_tar
 
@@ -51,7 +52,7 @@ def test_every_target_gets_the_blobs_and_the_manifest_under_its_tag(tmp_path):
     image, out = push_local_image(chunks(data), [PushTarget("a", a, "t/app", "1.0.0"),
                                                   PushTarget("b", b, "t/app", "1.0.0")],
                                   tmp_path, image_id=image_id, diff_ids=[sha_of(L1), sha_of(L2)])
-    assert out["a"].status == out["b"].status == PUSHED
+    assert out["a"].status == out["b"].status == Status.PUSHED
     assert out["a"].digest == out["b"].digest == image.digest
     for client in (a, b):
         assert client.manifests["1.0.0"] == image.manifest
@@ -68,8 +69,8 @@ def test_a_failing_registry_is_left_out_and_the_others_go_on(tmp_path):
                                                   PushTarget("bad", bad, "t/app", "1.0.0")],
                                   tmp_path, image_id=image_id, diff_ids=[sha_of(L1), sha_of(L2)],
                                   jobs=1)
-    assert out["good"].status == PUSHED and good.manifests["1.0.0"] == image.manifest
-    assert out["bad"].status == FAILED and "connection refused" in str(out["bad"].error)
+    assert out["good"].status == Status.PUSHED and good.manifests["1.0.0"] == image.manifest
+    assert out["bad"].status == Status.FAILED and "connection refused" in str(out["bad"].error)
     assert "1.0.0" not in bad.manifests                             # nothing tagged there
 
 
@@ -125,7 +126,7 @@ def test_the_export_waits_for_uploads_so_spool_files_do_not_pile_up(tmp_path):
     client = SlowClient(tmp_path)
     _, out = push_local_image(chunks(data), [PushTarget("r", client, "t/app", "1")], tmp_path,
                               image_id=image_id, diff_ids=[sha_of(x) for x in layers], jobs=1)
-    assert out["r"].status == PUSHED
+    assert out["r"].status == Status.PUSHED
     assert max(client.on_disk) <= 2          # the one uploading + the one being compressed
 
 

@@ -14,8 +14,6 @@ import pytest
 from pipeline.errors import ReleaseError, UsageError
 from pipeline.engine.export import _ChunkReader, export_image
 from pipeline.app.index import (
-    ALREADY,
-    PUSHED,
     Blob,
     IndexEntry,
     build_index,
@@ -27,7 +25,10 @@ from pipeline.app.index import (
     write_record,
 )
 from pipeline.model.platforms import Platform
+from pipeline.model.status import Status
 from tests.support.saves import L1, L2, FakeClient, chunks, image_config, save_tar, sha
+
+ALREADY, PUSHED = Status.ALREADY, Status.PUSHED
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

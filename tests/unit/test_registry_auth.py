@@ -131,7 +131,7 @@ def test_refused_credentials_are_renewed_once_and_the_operation_runs_again():
     import http.server
     import threading
 
-    from pipeline.auth.lookup import Credentials
+    from pipeline.auth.credentials import Credentials
     from pipeline.registry.client import RegistryAPIError, RegistryClient
 
     good = "Basic " + base64.b64encode(b"u:fresh-token").decode()

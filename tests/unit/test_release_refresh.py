@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 
 
 class _Client:
@@ -16,8 +16,8 @@ class _Client:
 
 
 def test_tokens_close_to_expiry_are_refetched_and_their_client_replaced(monkeypatch):
-    import pipeline.auth.cloud as cloud
-    from pipeline.app.release import Releaser
+    import pipeline.auth.lookup as lookup
+    from pipeline.app.registries import Registries
 
     now = datetime.now(timezone.utc)
     soon = Credentials("ACR exchange", "00000000-0000-0000-0000-000000000000", "old-token",
@@ -26,20 +26,17 @@ def test_tokens_close_to_expiry_are_refetched_and_their_client_replaced(monkeypa
     fresh = Credentials("ACR exchange", "00000000-0000-0000-0000-000000000000", "new-token",
                         expires_at=now + timedelta(hours=3))
     asked = []
-    monkeypatch.setattr(cloud, "refresh", lambda registry, creds, env: asked.append(registry.name) or fresh)
-    releaser = Releaser.__new__(Releaser)
-    releaser.plan = SimpleNamespace(targets=[SimpleNamespace(registry="acr"), SimpleNamespace(registry="gar")])
-    releaser.registries = {"acr": SimpleNamespace(name="acr"), "gar": SimpleNamespace(name="gar")}
-    releaser.credentials = {"acr": soon, "gar": later}
-    old_client = _Client()
-    releaser.clients = {"acr": old_client, "gar": _Client()}
-    releaser.env = {}
+    monkeypatch.setattr(lookup, "refresh", lambda registry, creds, env: asked.append(registry.name) or fresh)
     messages = []
-    releaser.reporter = SimpleNamespace(message=messages.append)
+    config = SimpleNamespace(registries=[SimpleNamespace(name="acr"), SimpleNamespace(name="gar")])
+    registries = Registries(config, SimpleNamespace(message=messages.append), env={})
+    registries.credentials = {"acr": soon, "gar": later}
+    old_client = _Client()
+    registries.clients = {"acr": old_client, "gar": _Client()}
 
-    releaser.refresh_expiring()
+    registries.refresh_expiring(["acr", "gar", "acr"])
     assert asked == ["acr"]
-    assert releaser.credentials == {"acr": fresh, "gar": later}
-    assert old_client.closed and "acr" not in releaser.clients and "gar" in releaser.clients
+    assert registries.credentials == {"acr": fresh, "gar": later}
+    assert old_client.closed and "acr" not in registries.clients and "gar" in registries.clients
     assert messages == ["[acr] its token was about to expire: fetched a new one"]
     assert "new-token" not in messages[0] and "old-token" not in messages[0]

@@ -1,4 +1,4 @@
-"""The JSON Schema of release.yml agrees with the loader in pipeline/model/config/loader.py."""
+"""The JSON Schema of release.yml agrees with the loader (pipeline/model/config/)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,15 @@ import math
 import re
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
-import pipeline.model.tags as tags_module
-from pipeline.model.config import loader as cfg
-from pipeline.model.config.loader import load_config
+from pipeline.model.config import RetryConfig, load_config
+from pipeline.model.config import keys as cfg
 from pipeline.errors import ConfigError
 from pipeline.model.config.schema import json_schema
-
-
-@pytest.fixture(autouse=True)
-def tags_api(monkeypatch):
-    """The real pipeline.model.tags when it has landed, permissive fakes until then (the rules in
-    this file are all valid)."""
-    fakes = {
-        "parse_tag_rule": lambda line, index=0: SimpleNamespace(line=line),
-        "parse_flavor": lambda lines: SimpleNamespace(lines=list(lines)),
-        "DEFAULT_TAG_LINES": ["type=semver,pattern={{version}}"],
-        "DEFAULT_FLAVOR_LINES": ["latest=auto"],
-    }
-    if not all(hasattr(tags_module, name) for name in fakes):
-        for name, value in fakes.items():
-            monkeypatch.setattr(tags_module, name, value, raising=False)
 
 
 # ------------------------------------------------------------------ a tiny checker
@@ -166,7 +149,7 @@ def test_schema_keys_enums_and_defaults_match_the_loader():
     assert registry["required"] == list(cfg.REGISTRY_REQUIRED)
     assert registry["properties"]["type"]["enum"] == list(cfg.REGISTRY_TYPES)
     assert tuple(props["retry"]["properties"]) == cfg.RETRY_KEYS
-    retry_defaults = cfg.RetryConfig()
+    retry_defaults = RetryConfig()
     assert props["retry"]["properties"]["attempts"]["default"] == retry_defaults.attempts
     assert props["retry"]["properties"]["max_delay"]["default"] == retry_defaults.max_delay
     assert props["version"]["const"] == 1

@@ -24,7 +24,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.registry.auth import parse_challenge
 from pipeline.registry.errors import TRANSIENT_STATUSES, certificate_refused, short
 from pipeline.registry.retry import TOKEN_ATTEMPTS, TOKEN_MAX_DELAY, retrying
@@ -107,6 +107,7 @@ def _audience(scope: str) -> str:
 
 def _token_source(env):
     try:
+        # optional SDK (extra [azure]): imported here, to see whether it is installed
         import azure.identity  # noqa: F401
     except ImportError:
         if which("az", env):
@@ -117,6 +118,7 @@ def _token_source(env):
 
 
 def _azure_identity(registry, scope: str, env) -> tuple[str, str | None, str | None]:
+    # optional SDK (extra [azure]): imported only when an acr registry uses it
     from azure.core.exceptions import ClientAuthenticationError
     from azure.identity import CredentialUnavailableError, DefaultAzureCredential
 

@@ -223,16 +223,3 @@ def jwt_claims(token: str | None) -> dict:
     except (ValueError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def env_value(env: Mapping[str, str], name: str, registry_name: str, key: str,
-              location: str | None = None) -> str:
-    """The value of an env var that release.yml names explicitly (with `key`, at `location`
-    FILE:LINE:COL): it must be set. The name is shown only if it looks like one."""
-    value = env.get(name)
-    if not value:
-        from pipeline.auth.lookup import unset_env_error
-        raise unset_env_error(registry_name, [(key, name)], env,
-                              {key: location} if location else None,
-                              remedy=f"or remove {key} from release.yml")
-    return value

@@ -7,7 +7,7 @@ when both are set, else the Docker config (`https://index.docker.io/v1/`), else 
 from __future__ import annotations
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.errors import UsageError
 from pipeline.auth.cloud.common import NotConfigured
 

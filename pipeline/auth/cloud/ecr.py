@@ -1,15 +1,8 @@
 """`type: ecr`: Amazon ECR (private) and ECR Public, user `AWS` + a 12 h token.
 
-Host grammar (after amazon-ecr-credential-helper's ExtractRegistry, full form):
-
-    ACCOUNT.dkr.ecr[-fips].REGION.SUFFIX        IPv4 host
-    ACCOUNT.dkr-ecr[-fips].REGION.SUFFIX        dual-stack host
-    public.ecr.aws, ecr-public.aws.com          ECR Public (API only in us-east-1)
-
-ACCOUNT is 12 digits; SUFFIX is amazonaws.com, amazonaws.com.cn (China), amazonaws.eu
-(European Sovereign Cloud), on.aws / on.amazonwebservices.com.cn (dual-stack) or an ISO
-partition (sc2s.sgov.gov, c2s.ic.gov, cloud.adc-e.uk, csp.hci.ic.gov). GovCloud is
-REGION us-gov-*. `region:` in release.yml is only for a host that does not say (an alias).
+The host grammar (ACCOUNT.dkr.ecr[-fips].REGION.SUFFIX, dual-stack, ECR Public) is parsed in
+pipeline/model/config/hosts.py, which release.yml's checks share; `region:` in release.yml is
+only for a host that does not say (an alias).
 
 Credentials: GetAuthorizationToken in the host's region (the token is regional), through
 boto3 (extra [aws], imported lazily) with the standard AWS chain, `profile:` and
@@ -26,13 +19,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import sys
-from dataclasses import dataclass
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.errors import UsageError
+from pipeline.model.config.hosts import EcrHost, EcrHostError, parse_ecr_host
 from pipeline.auth.cloud.common import (
     CloudAuthError,
     NotConfigured,
@@ -46,23 +38,6 @@ from pipeline.auth.cloud.common import (
 
 USERNAME = "AWS"
 TOKEN_HOURS = 12
-PUBLIC_HOSTS = ("public.ecr.aws", "ecr-public.aws.com")
-PUBLIC_REGION = "us-east-1"
-SUFFIXES = ("amazonaws.com", "amazonaws.com.cn", "amazonaws.eu", "on.aws",
-            "on.amazonwebservices.com.cn", "sc2s.sgov.gov", "c2s.ic.gov", "cloud.adc-e.uk",
-            "csp.hci.ic.gov")
-CHINA_SUFFIXES = ("amazonaws.com.cn", "on.amazonwebservices.com.cn")
-REGION_PATTERN = r"[a-z]{2,}(?:-[a-z]+)+-[0-9]+"
-_REGION_RE = re.compile(rf"^{REGION_PATTERN}$")
-_SUFFIX_RE = "|".join(re.escape(s) for s in sorted(SUFFIXES, key=len, reverse=True))
-_HOST_RE = re.compile(
-    rf"^(?P<account>[0-9]{{12}})\.(?P<service>dkr\.ecr|dkr-ecr)(?P<fips>-fips)?\."
-    rf"(?P<region>{REGION_PATTERN})\.(?P<suffix>{_SUFFIX_RE})$")
-# Loose: something that was meant to be an ECR host (for a precise message).
-_LOOSE_RE = re.compile(r"^(?P<account>[^.]+)\.(?P<service>dkr[.-]ecr)(?P<fips>-fips)?\."
-                       r"(?P<region>[^.]+)\.(?P<suffix>.+)$")
-
-EXAMPLE = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 CREDS_HINT = ("set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE "
               "or `profile:` in release.yml, run `aws sso login`, or use a role (ECS/EKS/EC2, "
               "GitHub OIDC with aws-actions/configure-aws-credentials)")
@@ -70,81 +45,12 @@ TOOL_HINT = (f"{pip_hint('aws')} (boto3), or install the AWS CLI v2; or use a Do
              "helper (docker-credential-ecr-login)")
 
 
-class HostError(ValueError):
-    def __init__(self, problem: str, hint: str):
-        super().__init__(problem)
-        self.problem = problem
-        self.hint = hint
-
-
-@dataclass(frozen=True)
-class EcrHost:
-    host: str
-    account: str | None
-    region: str
-    fips: bool = False
-    dualstack: bool = False
-    public: bool = False
-
-    @property
-    def service(self) -> str:
-        return "ecr-public" if self.public else "ecr"
-
-
-def parse_host(host: str) -> EcrHost:
-    """(account, region, fips, dual-stack, public) of an ECR registry host; HostError if not one."""
-    text = host.strip().lower()
-    for prefix in ("https://", "http://"):
-        text = text.removeprefix(prefix)
-    text = text.rstrip("/")
-    if text in PUBLIC_HOSTS:
-        return EcrHost(host, None, PUBLIC_REGION, dualstack=text == "ecr-public.aws.com",
-                       public=True)
-    if ":" in text:
-        raise HostError(f"ECR hosts have no port ({host})",
-                        f"write the host without ':PORT', e.g. {EXAMPLE}")
-    m = _HOST_RE.match(text)
-    if m is None:
-        raise _diagnose(text)
-    region, suffix = m["region"], m["suffix"]
-    china_region, china_host = region.startswith("cn-"), suffix in CHINA_SUFFIXES
-    if china_region != china_host:
-        right = ("amazonaws.com.cn" if china_region else "amazonaws.com")
-        raise HostError(f"region {region} and domain {suffix} do not belong together "
-                        f"(AWS China regions are cn-*, under amazonaws.com.cn)",
-                        f"did you mean {m['account']}.{m['service']}{m['fips'] or ''}.{region}."
-                        f"{right}?")
-    if region.startswith("eusc-") != (suffix == "amazonaws.eu"):
-        raise HostError(f"region {region} and domain {suffix} do not belong together "
-                        "(the European Sovereign Cloud is eusc-* under amazonaws.eu)",
-                        "e.g. 123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu")
-    return EcrHost(host, m["account"], region, fips=bool(m["fips"]),
-                   dualstack=m["service"] == "dkr-ecr")
-
-
-def _diagnose(text: str) -> HostError:
-    loose = _LOOSE_RE.match(text)
-    if loose:
-        if not re.fullmatch(r"[0-9]{12}", loose["account"]):
-            return HostError(f"the account ID '{loose['account']}' is not 12 digits",
-                             f"ECR hosts start with the 12-digit AWS account ID, e.g. {EXAMPLE}")
-        if not _REGION_RE.match(loose["region"]):
-            return HostError(f"'{loose['region']}' is not an AWS region name",
-                             f"e.g. us-east-1, eu-central-1, cn-north-1: {EXAMPLE}")
-        if loose["suffix"] not in SUFFIXES:
-            return HostError(f"'{loose['suffix']}' is not an ECR domain",
-                             f"ECR domains: {', '.join(SUFFIXES)}")
-    return HostError("it does not have the form ACCOUNT.dkr.ecr.REGION.amazonaws.com",
-                     f"e.g. {EXAMPLE} or public.ecr.aws; for an alias of an ECR registry, "
-                     "also give region:")
-
-
 def host_info(registry) -> EcrHost:
     """The registry's ECR host, with `region:` from release.yml for alias hosts."""
     region = getattr(registry, "region", None)
     try:
-        info = parse_host(registry.registry)
-    except HostError as exc:
+        info = parse_ecr_host(registry.registry)
+    except EcrHostError as exc:
         if region:
             return EcrHost(registry.registry, None, region)
         raise UsageError(f"registry '{registry.name}': {registry.registry}: {exc.problem}",
@@ -160,6 +66,7 @@ def host_info(registry) -> EcrHost:
 
 def _boto3():
     try:
+        # optional SDK (extra [aws]): imported here, to see whether it is installed
         import boto3  # noqa: F401
         import botocore  # noqa: F401
     except ImportError:
@@ -169,6 +76,7 @@ def _boto3():
 
 def make_client(session, service: str, info: EcrHost):
     """The boto3 client for `service` in the registry's region (tests replace this)."""
+    # optional SDK (extra [aws]): imported only when an ECR registry uses it
     from botocore.config import Config
 
     options = {"region_name": info.region, "connect_timeout": 10, "read_timeout": 30,
@@ -180,6 +88,7 @@ def make_client(session, service: str, info: EcrHost):
 
 
 def _session(boto3, registry, info: EcrHost):
+    # optional SDK (extra [aws]): imported only when an ECR registry uses it
     import botocore.exceptions as bex
 
     try:
@@ -207,6 +116,7 @@ def _session(boto3, registry, info: EcrHost):
 
 
 def _via_boto3(boto3, registry, info: EcrHost) -> Credentials:
+    # optional SDK (extra [aws]): imported only when an ECR registry uses it
     import botocore.exceptions as bex
 
     session = _session(boto3, registry, info)
@@ -261,6 +171,7 @@ _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
 def _aws_error(exc, registry, info: EcrHost, action: str) -> Exception:
+    # optional SDK (extra [aws]): imported only when an ECR registry uses it
     import botocore.exceptions as bex
 
     where = f"registry '{registry.name}' ({info.region})"
@@ -376,6 +287,7 @@ def _registry_id(info: EcrHost) -> dict:
 
 
 def _create_boto3(boto3, registry, info: EcrHost) -> bool:
+    # optional SDK (extra [aws]): imported only when an ECR registry uses it
     import botocore.exceptions as bex
 
     client = make_client(_session(boto3, registry, info), info.service, info)

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.errors import UsageError
 from pipeline.registry.session import HTTPError, Session
 from pipeline.auth.cloud.common import (
@@ -83,6 +83,7 @@ def _resolve(registry, env) -> Credentials:
 
 def _google():
     try:
+        # optional SDK (extra [gcp]): imported here, to see whether it is installed
         import google.auth  # noqa: F401
         import google.auth.transport  # noqa: F401
     except ImportError:
@@ -93,6 +94,7 @@ def _google():
 def _google_request(session: Session):
     """google-auth's transport, over our HTTP session: the proxies and CAs (REQUESTS_CA_BUNDLE,
     SSL_CERT_FILE) of every other request we make, without google-auth's requests extra."""
+    # optional SDK (extra [gcp]): imported only when a gcr registry uses it
     import google.auth.exceptions as gex
     from google.auth import transport
 
@@ -131,6 +133,7 @@ def _register_key_file(path: str | None) -> None:
 
 
 def _via_google_auth(registry, env) -> Credentials:
+    # optional SDK (extra [gcp]): imported only when a gcr registry uses it
     import google.auth
     import google.auth.exceptions as gex
 

@@ -15,11 +15,12 @@ Actions), else GITHUB_REPOSITORY_OWNER.
 
 from __future__ import annotations
 
-from pipeline.auth import lookup as creds_mod
-from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.cloud.common import NotConfigured
+from pipeline.auth.credentials import Credentials
+from pipeline.auth.dockerconfig import from_docker
+from pipeline.auth.envvars import env_value
 from pipeline.errors import UsageError
-from pipeline.auth.cloud.common import NotConfigured, env_value
+from pipeline.ui import redact
 
 TOKEN_ENVS = ("GITHUB_TOKEN", "GH_TOKEN")
 GH_CLI_TOKEN = "GH_TOKEN"           # ranks below an explicit `docker login ghcr.io`
@@ -39,7 +40,7 @@ def credentials(registry, env, *, cache=None) -> Credentials:
         if token_name is None:
             raise NotConfigured(f"{' / '.join(TOKEN_ENVS)} not set", hint=HINT)
         if token_name == GH_CLI_TOKEN:
-            docker_login = creds_mod.from_docker(registry.registry, env)
+            docker_login = from_docker(registry.registry, env)
             if docker_login is not None:
                 return docker_login
         token = env[token_name]

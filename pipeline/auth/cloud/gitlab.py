@@ -10,7 +10,7 @@ anonymous.
 from __future__ import annotations
 
 from pipeline.ui import redact
-from pipeline.auth.lookup import Credentials
+from pipeline.auth.credentials import Credentials
 from pipeline.auth.cloud.common import NotConfigured
 
 HINT = ("in GitLab CI the job's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD are used; elsewhere run "

@@ -1,6 +1,6 @@
 """JSON Schema (draft 2020-12) of release.yml, for editors (completion and inline errors).
 
-Built from the same constants as pipeline/model/config/loader.py so the two cannot drift apart on key
+Built from the same constants as the loader (keys.py), so the two cannot drift apart on key
 names, enums and patterns. The loader stays the authority: it also checks things a schema
 cannot (files on disk, duplicate names, tag rule syntax, secrets in unknown keys).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipeline.model.config import loader as c
+from pipeline.model.config import keys as c
 from pipeline.engine.buildkit import options as build_options
 from pipeline.model.platforms import PLATFORM_PATTERN
 

@@ -58,6 +58,29 @@ def error_position(exc: yaml.YAMLError, text: str | None = None) -> tuple[int | 
     return None, None
 
 
+def yaml_message(exc: yaml.YAMLError) -> str:
+    """"invalid YAML: PROBLEM (CONTEXT)", without yaml's own position lines."""
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if problem:
+        text = f"invalid YAML: {problem}"
+        if context:
+            text += f" ({context})"
+        return text
+    return f"invalid YAML: {exc}"
+
+
+def yaml_hint(exc: yaml.YAMLError) -> str | None:
+    """What to do about the two YAML errors people meet most: tabs, and a second document."""
+    problem = getattr(exc, "problem", None) or ""
+    if "'\\t'" in problem:
+        return "YAML does not allow tabs for indentation; use spaces"
+    if "expected a single document" in (getattr(exc, "context", None) or "") or \
+            "expected a single document" in problem:
+        return "release.yml holds one YAML document; remove the extra '---'"
+    return None
+
+
 def offset_position(text: str, offset: int) -> tuple[int, int]:
     """1-based (line, col) of character `offset` in `text`."""
     before = text[:offset]

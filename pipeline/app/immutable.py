@@ -1,0 +1,146 @@
+"""Step 2 of a release: the immutable tag (the version) on every registry, or on none.
+
+A registry whose tag already holds this image is left alone. When none has it, the
+caller's `push_all` puts it on all of them at once (the one-export fan-out), or its
+`first_push` on the first registry that takes it; every other registry then gets a copy
+through the registry API (same digest). A released version is never replaced: a registry
+whose tag holds another image stops the release before anything is pushed anywhere, unless
+--force (or `immutable: false` on that registry). Only when every registry holds the tag
+does the release go on to the floating tags (floating.py).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from pipeline.errors import ReleaseError
+from pipeline.model.plan import Target
+from pipeline.model.status import HELD, Status
+from pipeline.registry.copy import copy_image
+from pipeline.registry.errors import RegistryAPIError
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
+
+
+class ImmutableVersionError(ReleaseError):
+    """The version tag already holds another image (exit 1)."""
+
+
+def distribute(run: RunState, report: Report, targets: list[Target], *, known: set[str],
+               first_push: Callable[[Target], RefResult] | None = None,
+               existing: dict[str, str | None] | None = None,
+               push_all: Callable[[list[Target]], dict[str, RefResult] | None] | None = None,
+               ) -> Target | None:
+    """Put the immutable tag on every target. Returns the source registry, or None on failure.
+
+    `existing` (registry -> digest or None) is what the immutable tags hold now, if the
+    caller already asked; a digest in `known` is ours and is left alone. When no target
+    has it yet, `push_all(targets) -> {registry: RefResult}` puts it on all of them at
+    once (None: it cannot, use `first_push`); `first_push(target) -> RefResult` puts it
+    on one registry, every other gets a copy.
+    """
+    if existing is None:
+        existing = {t.registry: None for t in targets}
+        if known:   # only an image we pushed before can already be there
+            with ThreadPoolExecutor(max_workers=run.jobs) as pool:
+                existing = dict(zip(existing, pool.map(
+                    lambda t: remote_digest(run, t, t.immutable), targets)))
+    existing = check_immutable(run, report, targets, existing, known)
+    results: dict[str, RefResult] = {}
+    for t in targets:
+        if existing.get(t.registry) and existing[t.registry] in known:
+            results[t.registry] = RefResult(t.registry, t.ref(t.immutable), Status.ALREADY,
+                                            existing[t.registry])
+            run.reporter.push_done(t.registry, t.ref(t.immutable), Status.ALREADY,
+                                   existing[t.registry])
+    source = next((t for t in targets if t.registry in results), None)
+    if source is None and push_all is not None:
+        pushed = push_all(targets)
+        if pushed is not None:
+            results.update(pushed)
+            source = next((t for t in targets if results[t.registry].status == Status.PUSHED), None)
+            first_push = None               # a registry failure: the engine would fail too
+    if source is None and first_push is not None:
+        for t in targets:           # push through the engine once, to the first that takes it
+            results[t.registry] = first_push(t)
+            if results[t.registry].status == Status.PUSHED:
+                source = t
+                break
+    if source is not None:
+        digest = results[source.registry].digest
+        rest = [t for t in targets if t.registry not in results]
+        with ThreadPoolExecutor(max_workers=run.jobs) as pool:
+            for r in pool.map(lambda t: copy_to(run, source, digest, t), rest):
+                results[r.registry] = r
+    report.results.extend(results.get(t.registry) or RefResult(t.registry, t.ref(t.immutable))
+                          for t in targets)
+    failed = [t.registry for t in targets if results.get(t.registry) is None
+              or results[t.registry].status not in HELD]
+    if failed:
+        report.errors.append(f"the immutable tag {run.plan.version} did not reach: {', '.join(failed)}; "
+                             "no floating tag was moved on any registry")
+        return None
+    digests = {results[t.registry].digest for t in targets}
+    if len(digests) != 1:
+        report.errors.append("registries hold different digests for the same version: "
+                             + ", ".join(f"{t.registry}={results[t.registry].digest}" for t in targets))
+        return None
+    report.digest = digests.pop()
+    return source
+
+
+def check_immutable(run: RunState, report: Report, targets: list[Target], existing: dict,
+                    known: set[str]) -> dict:
+    """A released version is never replaced: a target whose immutable tag holds another
+    image stops the release before anything is pushed anywhere (exit 1), unless --force
+    (or `immutable: false` on that registry), which replaces it and says so. Returns
+    `existing` with the replaced ones cleared."""
+    others = {t.registry: existing[t.registry] for t in targets
+              if existing.get(t.registry) and existing[t.registry] not in known}
+    if not others:
+        return existing
+    version = run.plan.version
+    mine = next(iter(known), None) or report.image_id
+    where = ", ".join(f"{name} holds {digest}" for name, digest in others.items())
+    refused = {n: d for n, d in others.items()
+               if getattr(run.registries.entries.get(n), "immutable", True)}
+    if refused and not run.force:
+        held = ", ".join(f"{name} holds {digest}" for name, digest in refused.items())
+        raise ImmutableVersionError(
+            f"version {version} is already released as another image ({held}); "
+            f"this one is {mine or 'a different image'}. Nothing was pushed",
+            hint=f"a released version is never replaced: release a new version, or pass "
+                 f"--force to replace {version}")
+    why = "--force" if run.force and refused else "immutable: false"
+    report.notes.append(f"{why}: replaced {version} ({where})")
+    return {**existing, **{name: None for name in others}}
+
+
+def remote_digest(run: RunState, target: Target, tag: str) -> str | None:
+    try:
+        info = run.client(target.registry).head_manifest(target.repository, tag)
+    except RegistryAPIError:
+        return None     # unreachable or refused: the push itself will say why
+    return info.digest if info else None
+
+
+def copy_to(run: RunState, source: Target, digest: str, target: Target) -> RefResult:
+    """The image `digest` from the source registry to `target`, under its immutable tag."""
+    ref = target.ref(target.immutable)
+    result = RefResult(target.registry, ref)
+    start = time.monotonic()
+    run.reporter.push_started(target.registry, f"{ref} (copy from {source.registry})")
+    try:
+        copied = copy_image(run.client(source.registry), source.repository, digest,
+                            run.client(target.registry), target.repository,
+                            tags=[target.immutable], jobs=run.jobs)
+        result.digest = copied.digest
+        result.status = copied.tags[target.immutable]
+    except RegistryAPIError as exc:
+        result.status = Status.FAILED
+        result.error = run.registries.error_text(target.registry, target.host, exc)
+    result.seconds = time.monotonic() - start
+    run.reporter.push_done(target.registry, ref, result.status, result.digest)
+    return result
