@@ -17,8 +17,13 @@ from pipeline.engine.client import BuildFailed, Engine
 from pipeline.errors import ReleaseError
 from pipeline.model.labels import oci_labels, reusable_created
 from pipeline.model.plan import Plan
-from pipeline.model.platforms import (Platform, dockerfile_has_scratch, emulation_problem,
-                                      engine_is_local, parse_platform)
+from pipeline.model.platforms import (
+    Platform,
+    dockerfile_has_scratch,
+    emulation_problem,
+    engine_is_local,
+    parse_platform,
+)
 from pipeline.app.ports import Reporter
 from pipeline.app.registries import Registries
 from pipeline.app.sourceinfo import revision as git_revision, source_url

@@ -30,7 +30,14 @@ from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.manifest import ManifestError, parse_manifest
 from pipeline.app import immutable
 from pipeline.app.build import ImageBuild
-from pipeline.app.index import IndexEntry, build_index, family, make_record, push_image, put_by_digest
+from pipeline.app.index import (
+    IndexEntry,
+    build_index,
+    family,
+    make_record,
+    push_image,
+    put_by_digest,
+)
 from pipeline.app.report import RefResult, Report
 from pipeline.app.state import RunState
 from pipeline.app.verify import finish

@@ -26,8 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
 from pipeline.engine import spool
-from pipeline.engine.client import (Engine, PushAuthError, PushError, PushProgress,
-                                    PushTransientError)
+from pipeline.engine.client import (
+    Engine,
+    PushAuthError,
+    PushError,
+    PushProgress,
+    PushTransientError,
+)
 from pipeline.errors import ReleaseError
 from pipeline.model.plan import Plan, Target
 from pipeline.model.status import Status

@@ -16,12 +16,25 @@ import re
 import shlex
 
 from pipeline.ci.references import action_reference, component_reference
-from pipeline.ci.registries import (OIDC_TYPES, Registry, Setting, env_prefix, login_set,
-                                    registry_context, var_name)
-from pipeline.ci.runners import (GITHUB_RUNNERS, NATIVE_ARCHES, PlatformJob, architecture,
-                                 emulated_arches, github_runner, platform_jobs)
-from pipeline.ci.triggers import (ANY_TAG, TagTriggers, gitlab_regex, glob_from_regex,
-                                  tag_triggers)
+from pipeline.ci.registries import (
+    OIDC_TYPES,
+    Registry,
+    Setting,
+    env_prefix,
+    login_set,
+    registry_context,
+    var_name,
+)
+from pipeline.ci.runners import (
+    GITHUB_RUNNERS,
+    NATIVE_ARCHES,
+    PlatformJob,
+    architecture,
+    emulated_arches,
+    github_runner,
+    platform_jobs,
+)
+from pipeline.ci.triggers import ANY_TAG, TagTriggers, gitlab_regex, glob_from_regex, tag_triggers
 
 # Names of the modules above that importers of pipeline.ci.context use (kept importable here).
 __all__ = ["ANY_TAG", "GITHUB_RUNNERS", "NATIVE_ARCHES", "OIDC_TYPES", "PlatformJob", "Registry",

@@ -1,4 +1,4 @@
-"""What the generated CI pip-installs to get release, right by construction (issue 13).
+"""What the generated CI pip-installs to get release, right by construction.
 
 In order: `release ci generate --install SPEC`; else release.yml's `ci.install`; else `.` inside
 release's own repository (the CI checks that repository out); else where the running release
@@ -14,11 +14,9 @@ came from, read from its PEP 610 record (`direct_url.json` of the installed dist
 The default never names an unpublished package (`release-pipeline==...`). A `file://` origin is
 used, with a warning: only a runner on this machine has that path.
 
-An explicit spec is one of: a requirement (NAME, NAME==VERSION, NAME>=1,<2 and markers), NAME @ URL,
-a VCS URL (git+https://HOST/OWNER/REPO.git@TAG), a wheel or sdist URL, or a path inside the
-repository (refused: absolute paths and paths that lead out of it; a runner has neither). The cloud
-extras ([aws], [gcp], [azure]) go where pip takes them for each form (context.with_extras); what
-comes out as a requirement is checked with packaging.requirements.Requirement.
+An explicit spec is parsed by pipeline/model/install_spec.py; here it is checked against the
+repository (a path must be inside it) and the cloud extras ([aws], [gcp], [azure]) go where pip
+takes them for each form (context.with_extras).
 
 Pure: every decision is made from the values passed in (the flag, the ci.install value, the
 record's text, the repository root and what lies under it). read_direct_url() is the one
@@ -28,154 +26,27 @@ function that looks at the environment.
 from __future__ import annotations
 
 import json
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NoReturn
 from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError, UsageError, ValueProblem
-
-PACKAGE = "release-pipeline"
-VCS = ("git", "hg", "svn", "bzr")
-ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".tar")
-EXAMPLE_VCS = "git+https://github.com/OWNER/release.git@v{version}"
-EXAMPLE_WHEEL = "vendor/release_pipeline-{version}-py3-none-any.whl"
-
-_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_NAME_AT = re.compile(rf"^({_NAME})\s*(\[[^\]]*\])?\s*@")        # `name @ URL`, `name[x]@URL`
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EXTRAS_SUFFIX = re.compile(r"\[[^\]]*\]$")
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One install spec, as written (stripped) and what it is."""
-    text: str
-    kind: str          # name | direct (NAME @ URL) | vcs | archive | path
-    url: str | None = None       # direct / vcs / archive
-    name: str | None = None      # name / direct
-
-
-# ---------------------------------------------------------------------------- explicit specs
-
-
-def _version() -> str:
-    from pipeline import __version__
-    return __version__
-
-
-def forms_hint() -> str:
-    v = _version()
-    return (f"e.g. {EXAMPLE_VCS.format(version=v)} (a VCS URL pinned to a tag), "
-            f"https://HOST/release_pipeline-{v}-py3-none-any.whl, or a path in this repository "
-            f"such as {EXAMPLE_WHEEL.format(version=v)}")
-
-
-def _requirement(text: str) -> tuple[str, str | None]:
-    """(name, url or None) of a PEP 508 requirement, or ValueProblem."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        req = Requirement(text)
-    except InvalidRequirement as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "invalid"
-        raise ValueProblem(f"'{text}' is not a requirement pip understands ({first})",
-                           hint=forms_hint()) from None
-    return req.name, req.url
-
-
-def _has_credentials(url: str) -> bool:
-    """user:SECRET@ anywhere, or any user@ of an http(s) URL (TOKEN@github.com); ssh's git@ is
-    a user name, not a secret."""
-    m = _SCHEME.match(url)
-    inner = url.split("+", 1)[1] if m and "+" in m.group(1) else url
-    try:
-        parts = urlsplit(inner)
-        password, username = parts.password, parts.username
-    except ValueError:
-        return False
-    return password is not None or (username is not None and parts.scheme in ("http", "https"))
-
-
-def _check_url(url: str) -> str:
-    """The kind of a URL (vcs | archive), or ValueProblem."""
-    m = _SCHEME.match(url)
-    if not m:
-        raise ValueProblem(f"'{url}' is not a URL (https://..., git+https://..., file://...)",
-                           hint=forms_hint())
-    if _has_credentials(url):
-        raise ValueProblem("the URL holds credentials (user:SECRET@ or TOKEN@ before the host): "
-                           "the generated CI file would publish them (value not shown)",
-                           hint="give the runners access another way (a deploy key, git "
-                                "credentials or a .netrc on the runner) and write the URL "
-                                "without the secret")
-    scheme = m.group(1).lower()
-    vcs, plus, _ = scheme.partition("+")
-    if plus and vcs in VCS:
-        return "vcs"
-    if scheme in ("http", "https", "file"):
-        path = urlsplit(url).path.lower()
-        if path.endswith(ARCHIVE_SUFFIXES):
-            return "archive"
-        raise ValueProblem(f"'{url}' is neither a VCS URL nor a wheel or sdist "
-                           f"({', '.join(ARCHIVE_SUFFIXES[:3])}, ...): pip cannot install it",
-                           hint=forms_hint())
-    raise ValueProblem(f"'{url}': pip installs from http(s), file and VCS URLs "
-                       f"({', '.join(v + '+https' for v in VCS)}), not {scheme}:",
-                       hint=forms_hint())
-
-
-def _path_part(text: str) -> str:
-    """A local path without its extras, with '/' separators."""
-    return _EXTRAS_SUFFIX.sub("", text).replace("\\", "/")
-
-
-def parse_spec(text: str) -> Spec:
-    """What `text` is (see the module docstring), or ValueProblem saying what is wrong. Checks
-    what does not need the repository root; in_repository() checks the rest."""
-    if not isinstance(text, str):
-        raise ValueProblem(f"must be a string, got {type(text).__name__}", hint=forms_hint())
-    text = text.strip()
-    if not text:
-        raise ValueProblem("must not be empty", hint="leave it out to use the default, or "
-                                                     "write what pip installs: " + forms_hint())
-    if _CONTROL.search(text):
-        raise ValueProblem("must be one line, without control characters", hint=forms_hint())
-    if text.startswith("-"):
-        raise ValueProblem(f"'{text.split()[0]}' is a pip option: this names one thing to "
-                           f"install", hint="an index goes in the runners' pip configuration "
-                                            "(PIP_INDEX_URL); " + forms_hint())
-    m = _NAME_AT.match(text)
-    if m:                                                  # NAME @ URL
-        name, url = _requirement(text)
-        if url is None:  # pragma: no cover - `@` after a name is always a URL to packaging
-            raise ValueProblem(f"'{text}' has no URL after '@'", hint=forms_hint())
-        _check_url(url)
-        return Spec(text=text, kind="direct", url=url, name=name)
-    if text.startswith(("/", "\\", "~")) or _DRIVE.match(text):
-        raise ValueProblem(f"'{text}' is an absolute path: a CI runner has no such path",
-                           hint="write a path relative to the repository root (the runner "
-                                "checks the repository out there), or a URL: " + forms_hint())
-    if "://" in text:
-        kind = _check_url(text)
-        _requirement(f"{PACKAGE} @ {text}")
-        return Spec(text=text, kind=kind, url=text)
-    path = _path_part(text)
-    if text.startswith(".") or "/" in path or path.lower().endswith(ARCHIVE_SUFFIXES):
-        normal = os.path.normpath(path).replace("\\", "/")
-        if normal == ".." or normal.startswith("../"):
-            raise ValueProblem(f"'{text}' leads out of the repository: a CI runner has only "
-                               f"the repository's checkout",
-                               hint="put release (a wheel, or a checkout as a git submodule) "
-                                    "inside the repository, or use a URL: " + forms_hint())
-        return Spec(text=text, kind="path")
-    name, url = _requirement(text)
-    return Spec(text=text, kind="name", name=name)
-
+from pipeline.model.install_spec import (
+    PACKAGE,
+    VCS,
+    EXAMPLE_VCS,
+    EXAMPLE_WHEEL,
+    NAME_AT,
+    SCHEME,
+    Spec,
+    package_version,
+    forms_hint,
+    requirement_parts,
+    has_credentials,
+    path_part,
+    parse_spec,
+)
 
 def _project_name(directory: Path) -> str | None:
     try:
@@ -202,7 +73,7 @@ def in_repository(spec: Spec, root: Path) -> list[str]:
     when the runner's checkout may not have it or it is not release."""
     if spec.kind != "path":
         return []
-    path = _path_part(spec.text)
+    path = path_part(spec.text)
     target = root / path
     try:
         resolved = target.resolve()
@@ -234,7 +105,7 @@ def notes(spec: Spec) -> list[str]:
     if url.lower().startswith(("file:", "git+file:", "hg+file:", "svn+file:", "bzr+file:")):
         out.append(f"{url} is a path on this machine: only a runner on this machine (self-hosted) "
                    f"can install it")
-    if spec.kind in ("vcs", "direct") and _SCHEME.match(url) and "+" in _SCHEME.match(url).group(1):
+    if spec.kind in ("vcs", "direct") and SCHEME.match(url) and "+" in SCHEME.match(url).group(1):
         rest = urlsplit(url.split("+", 1)[1])
         if "@" not in rest.path:
             out.append(f"{url.split('#')[0]} is not pinned: every CI run installs whatever its "
@@ -254,7 +125,7 @@ def with_cloud_extras(spec: Spec, extras: list[str]) -> str:
     from pipeline.ci.context import with_extras
     text = spec.text
     if spec.kind == "direct":             # `name@URL`, `name [x] @URL` -> `name[x] @ URL`
-        m = _NAME_AT.match(text)
+        m = NAME_AT.match(text)
         assert m is not None
         text = f"{m.group(1)}{(m.group(2) or '').replace(' ', '')} @ {text[m.end():].strip()}"
     out = with_extras(text, list(extras))
@@ -262,7 +133,7 @@ def with_cloud_extras(spec: Spec, extras: list[str]) -> str:
         return out
     check = f"{PACKAGE} @ {out}" if out == text and spec.kind in ("vcs", "archive") else out
     try:
-        _requirement(check)
+        requirement_parts(check)
     except ValueProblem as exc:
         raise ValueProblem(f"'{out}' (with the extras {', '.join(extras)}) is not a requirement "
                            f"pip understands", hint=exc.hint) from None
@@ -273,7 +144,7 @@ def with_cloud_extras(spec: Spec, extras: list[str]) -> str:
 
 
 def _unusable(reason: str) -> UsageError:
-    v = _version()
+    v = package_version()
     return UsageError(
         f"cannot tell what the generated CI should install to get release: {reason}",
         hint=("say it in release.yml:\n"
@@ -298,13 +169,13 @@ def origin_spec(record: str | None) -> tuple[str, list[str]]:
         return _fail(f"the record of where release was installed from (direct_url.json) is not "
                      f"valid JSON ({exc})")
     url = data.get("url") if isinstance(data, dict) else None
-    if not isinstance(url, str) or not _SCHEME.match(url):
+    if not isinstance(url, str) or not SCHEME.match(url):
         return _fail("the record of where release was installed from (direct_url.json) has no "
                      "URL")
     subdirectory = data.get("subdirectory")
     fragment = f"subdirectory={subdirectory}" if isinstance(subdirectory, str) and subdirectory \
         else ""
-    if _has_credentials(url):
+    if has_credentials(url):
         return _fail("the URL release was installed from holds credentials (not shown)")
     vcs_info, archive_info, dir_info = (data.get(k) for k in ("vcs_info", "archive_info",
                                                               "dir_info"))

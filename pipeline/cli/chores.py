@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from pipeline.app.chores import GC_REMINDER, client_for, inspect, manifest_links, resolve_target, tag_digests
+from pipeline.app.chores import (
+    GC_REMINDER,
+    client_for,
+    inspect,
+    manifest_links,
+    resolve_target,
+    tag_digests,
+)
 from pipeline.app.release import Releaser
 from pipeline.errors import ReleaseError
 from pipeline.model.config.loader import load_config

@@ -10,8 +10,16 @@ import click
 from pipeline.ci.step import check_output_paths, write_step_outputs
 from pipeline.model.plan import format_plan
 from pipeline.cli.manifest import run_push_by_digest
-from pipeline.cli._common import (FORCE_HELP, build_options, check_sources, derive, emit_json,
-                                  load, plan_release, print_report)
+from pipeline.cli._common import (
+    FORCE_HELP,
+    build_options,
+    check_sources,
+    derive,
+    emit_json,
+    load,
+    plan_release,
+    print_report,
+)
 
 
 @click.command()

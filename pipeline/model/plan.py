@@ -55,7 +55,7 @@ class BuildStep:
 
     def describe_builder(self) -> str:
         """The plan's builder line; the engine is not asked, so `auto` says both outcomes."""
-        from pipeline.engine.buildkit.choose import describe_route
+        from pipeline.model.build_route import describe_route
         return describe_route(self.builder, secrets=bool(self.secrets),
                               cache_from=self.cache_from, cache_to=self.cache_to)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine.buildkit.choose import (
+from pipeline.model.build_route import (
     BUILDX,
     CLASSIC,
     ENGINE,
@@ -18,7 +18,7 @@ from pipeline.engine.buildkit.choose import (
     engine_has_buildkit,
 )
 from pipeline.engine.buildkit.cli_build import build_argv
-from pipeline.engine.buildkit.options import BuildSecret, OptionError, parse_cache_entry
+from pipeline.model.build_options import BuildSecret, OptionError, parse_cache_entry
 from pipeline.model.config.loader import load_config
 from pipeline.errors import ConfigError, UsageError
 

@@ -5,7 +5,13 @@ import re
 
 import pytest
 
-from pipeline.ci.context import build_context, cache_context, extras_for, gitlab_cache_ref, with_extras
+from pipeline.ci.context import (
+    build_context,
+    cache_context,
+    extras_for,
+    gitlab_cache_ref,
+    with_extras,
+)
 from pipeline.ci.registries import login_set, registry_context
 from pipeline.ci.runners import PlatformJob, platform_jobs
 from pipeline.ci.triggers import ANY_TAG, gitlab_regex, glob_from_regex, tag_triggers

@@ -170,7 +170,7 @@ def test_build_step_to_dict_lists_names_only_and_optional_keys_when_set():
                               "build_args": ["A", "B"], "builder": "auto", "secrets": ["npm"],
                               "cache_from": ["type=registry,ref=r/app:cache"],
                               "cache_to": ["type=inline"]}
-    from pipeline.engine.buildkit.choose import describe_route
+    from pipeline.model.build_route import describe_route
     assert step.describe_builder() == describe_route("auto", secrets=True,
                                                      cache_from=step.cache_from, cache_to=step.cache_to)
     assert step.describe_builder().startswith("builder: BuildKit via the docker CLI")

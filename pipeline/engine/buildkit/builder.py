@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 from pipeline.ui import redact
 from pipeline.errors import UsageError
-from pipeline.engine.buildkit.choose import BUILDX, CLASSIC, ENGINE, Route, choose_route
-from pipeline.engine.buildkit.options import CacheEntry
+from pipeline.model.build_route import BUILDX, CLASSIC, ENGINE, Route, choose_route
+from pipeline.model.build_options import CacheEntry
 
 
 class ImageBuilder:

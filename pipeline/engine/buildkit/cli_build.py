@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 from pipeline.ui import redact
 from pipeline.errors import ReleaseError
-from pipeline.engine.buildkit.choose import BUILDX, DockerCli
+from pipeline.model.build_route import BUILDX, DockerCli
 from pipeline.engine.buildkit.engine_build import BuildKitFailed
 
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker")

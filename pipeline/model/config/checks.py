@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 from yaml.nodes import Node, ScalarNode
 
-from pipeline.engine.buildkit.options import OptionError, check_env_name
+from pipeline.model.build_options import OptionError, check_env_name
 from pipeline.model.config.keys import (
     IMAGE_KEYS,
     MAX_REPOSITORY_LENGTH,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from yaml.nodes import Node, SequenceNode
 
-from pipeline.engine.buildkit.options import (
+from pipeline.model.build_options import (
     BUILDERS,
     BuildSecret,
     OptionError,

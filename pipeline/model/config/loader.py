@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pipeline.ci.install import parse_spec
+from pipeline.model.install_spec import parse_spec
 from pipeline.errors import ConfigError, TagRuleError, ValueProblem
 from pipeline.model.config.checks import (
     ENV_KEY_HINTS,
@@ -77,7 +77,12 @@ from pipeline.model.config.yamlpos import (
     yaml_hint,
     yaml_message,
 )
-from pipeline.model.tags import DEFAULT_FLAVOR_LINES, DEFAULT_TAG_LINES, parse_flavor, parse_tag_rule
+from pipeline.model.tags import (
+    DEFAULT_FLAVOR_LINES,
+    DEFAULT_TAG_LINES,
+    parse_flavor,
+    parse_tag_rule,
+)
 
 _BUILD_ARG_NAME_RE = re.compile(BUILD_ARG_NAME_PATTERN)
 _OPTIONAL_WITH_DEFAULT = {"image.context", "image.dockerfile"}  # empty: suggest the default

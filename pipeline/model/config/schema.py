@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from pipeline.model.config import keys as c
-from pipeline.engine.buildkit import options as build_options
+from pipeline.model import build_options
 from pipeline.model.platforms import PLATFORM_PATTERN
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"

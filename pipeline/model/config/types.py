@@ -85,7 +85,7 @@ class Config:
     flavor: Flavor
     registries: list[RegistryConfig]
     retry: RetryConfig = RetryConfig()
-    # ci.install: what the generated CI pip-installs to get release (pipeline/ci/install.py);
+    # ci.install: what the generated CI pip-installs to get release (pipeline/model/install_spec.py, pipeline/ci/install.py);
     # None: the default. Its line and column, for messages about it.
     ci_install: str | None = None
     ci_install_line: int | None = None

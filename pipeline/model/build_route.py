@@ -110,7 +110,7 @@ def choose_route(builder: str, *, engine_version: dict, secrets: bool, cache_ent
 
 def describe_route(builder: str, *, secrets: bool, cache_from=(), cache_to=()) -> str:
     """One line for `release plan`, which does not ask the engine."""
-    from pipeline.engine.buildkit.options import parse_cache_entry
+    from pipeline.model.build_options import parse_cache_entry
     entries = [parse_cache_entry(t, sink=False) for t in cache_from]
     entries += [parse_cache_entry(t, sink=True) for t in cache_to]
     if builder == "classic":
