@@ -1,4 +1,4 @@
-"""The multi-platform half of a release (image.platforms; see pipeline/app/index.py).
+"""The multi-platform half of a release (image.platforms; see pipeline/registry/image.py).
 
 A collaborator of release.Releaser: it shares the Releaser's run state (registries,
 reporter, what the registries hold) and image builds, and runs the same steps 2-4
@@ -30,14 +30,8 @@ from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.manifest import ManifestError, parse_manifest
 from pipeline.app import immutable
 from pipeline.app.build import ImageBuild
-from pipeline.app.index import (
-    IndexEntry,
-    build_index,
-    family,
-    make_record,
-    push_image,
-    put_by_digest,
-)
+from pipeline.registry.image import IndexEntry, build_index, family, push_image, put_by_digest
+from pipeline.app.records import make_record
 from pipeline.app.report import RefResult, Report
 from pipeline.app.state import RunState
 from pipeline.app.verify import finish

@@ -3,7 +3,7 @@
 pipeline/registry/client.py's RegistryClient and pipeline/ui/progress.py's reporters
 satisfy these; the release rules are tested with fakes (tests/unit/test_release_rules.py).
 The registry functions the use cases hand a client to (registry/copy.py, registry/fanout.py,
-app/index.py) need no more than `RegistryAPI` either.
+registry/image.py) need no more than `RegistryAPI` either.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from pipeline.errors import ReleaseError
 from pipeline.model.plan import Plan, Target
 from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
-from pipeline.registry.fanout import PushTarget, push_local_image
+from pipeline.app.fanout import PushTarget, push_local_image
 from pipeline.registry.retry import retrying
 from pipeline.ui.redact import redact
 from pipeline.app import immutable

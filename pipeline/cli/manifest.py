@@ -6,7 +6,7 @@ One CI job per platform (each on a runner of that platform, or under QEMU):
         --metadata-file release-metadata/linux-arm64.json
 
 builds that platform, pushes its manifest by digest (no tag) to the first selected
-registry and writes a JSON record (pipeline/app/index.py: make_record). A last job gathers
+registry and writes a JSON record (pipeline/registry/image.py: make_record). A last job gathers
 the records into one directory and runs
 
     release manifest merge 1.4.2 --from-metadata release-metadata/
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.app.index import check_records, read_records, write_record
+from pipeline.app.records import check_records, read_records, write_record
 from pipeline.ci.step import check_output_paths, write_step_outputs
 from pipeline.errors import UsageError
 from pipeline.model.platforms import PlatformError, parse_platform

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from pipeline.engine import compress
 from pipeline.errors import ReleaseError
-from pipeline.app.index import Blob, PlatformImage, family, image_manifest, sha256
+from pipeline.registry.image import Blob, PlatformImage, family, image_manifest, sha256
 from pipeline.model.platforms import from_image_config
 
 GZIP_MAGIC = b"\x1f\x8b"

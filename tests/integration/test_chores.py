@@ -129,7 +129,7 @@ def test_delete_needs_yes_and_explains_a_registry_that_refuses(tmp_path, docker_
 
 def test_inspect_of_an_artifact_shows_what_there_is_instead_of_failing(tmp_path, plain_registry,
                                                                        unique_repo):
-    from pipeline.app.index import dump, sha256
+    from pipeline.registry.image import dump, sha256
     from pipeline.registry.client import RegistryClient
 
     config, layer = b"\x00\x01 not json \xff", b"payload of an artifact"

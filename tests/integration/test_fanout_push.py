@@ -1,4 +1,4 @@
-"""build-push's fan-out (pipeline/registry/fanout.py) on the real engine and real registries:
+"""build-push's fan-out (pipeline/app/fanout.py) on the real engine and real registries:
 one export, each layer compressed once, every registry at once; recognising an image that
 is already there whoever compressed it; unchanged layers not sent again; the engine push
 as a fallback and on request."""

@@ -10,7 +10,7 @@ import pytest
 from pipeline.engine import compress
 from pipeline.errors import ReleaseError
 from pipeline.model.status import Status
-from pipeline.registry.fanout import PushTarget, push_local_image
+from pipeline.app.fanout import PushTarget, push_local_image
 from pipeline.registry.errors import RegistryAPIError
 from tests.support.saves import L1, L2, FakeClient, chunks, save_tar
 

@@ -34,7 +34,7 @@ AWS_REGION = r"[a-z]{2,}(?:-[a-z]+)+-[0-9]+"  # also the REGION of an ECR host (
 AWS_REGION_PATTERN = rf"^{AWS_REGION}$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$"
 
-INDEX_FORMATS = ("oci", "docker")  # OCI image index / Docker manifest list (pipeline/app/index.py)
+INDEX_FORMATS = ("oci", "docker")  # OCI image index / Docker manifest list (pipeline/registry/image.py)
 DEFAULT_INDEX_FORMAT = "oci"
 DEFAULT_CONTEXT = "."
 DEFAULT_DOCKERFILE = "Dockerfile"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pipeline.app.index import Blob, PlatformImage
+from pipeline.registry.image import Blob, PlatformImage
 from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
 
