@@ -12,6 +12,10 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Callable
 
+from pipeline.app.ports import Reporter
+from pipeline.app.registries import Registries
+from pipeline.app.sourceinfo import revision as git_revision
+from pipeline.app.sourceinfo import source_url
 from pipeline.engine.buildkit.builder import ImageBuilder
 from pipeline.engine.client import BuildFailed, Engine
 from pipeline.errors import ReleaseError
@@ -24,9 +28,6 @@ from pipeline.model.platforms import (
     engine_is_local,
     parse_platform,
 )
-from pipeline.app.ports import Reporter
-from pipeline.app.registries import Registries
-from pipeline.app.sourceinfo import revision as git_revision, source_url
 
 
 class ImageBuild:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pipeline.auth import lookup as creds_mod
 from pipeline.errors import UsageError
+from pipeline.model.prune import ManifestLinks
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.manifest import parse_manifest
 from pipeline.registry.reference import Reference, parse_reference
@@ -136,7 +137,6 @@ def tag_digests(client: RegistryClient, repository: str, jobs: int = 4) -> dict[
 def manifest_links(client: RegistryClient, repository: str, digests, jobs: int = 4):
     """What the manifests `digests` point at (prune.ManifestLinks): an index's children, a
     manifest's OCI 1.1 `subject`. One GET per distinct digest, `jobs` at a time."""
-    from pipeline.model.prune import ManifestLinks
 
     def read(digest):
         body, info = client.get_manifest(repository, digest)

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from pipeline.registry.image import Blob, PlatformImage
+from pipeline.engine.export import export_image
 from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
+from pipeline.registry.image import Blob, PlatformImage
 
 
 @dataclass
@@ -99,7 +100,6 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
     Raises ReleaseError when the export itself is unusable (nothing is tagged then);
     registry failures end up in the outcomes, one per target name.
     """
-    from pipeline.engine.export import export_image
 
     start = time.monotonic()
     lock = threading.Lock()

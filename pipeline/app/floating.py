@@ -14,6 +14,8 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
 from pipeline.model.labels import PREFIX
 from pipeline.model.plan import Target, floating_moves
 from pipeline.model.status import Status
@@ -22,8 +24,6 @@ from pipeline.model.tags.semver import parse_semver, precedence
 from pipeline.registry.copy import tag_image
 from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.manifest import ManifestError, parse_manifest
-from pipeline.app.report import RefResult, Report
-from pipeline.app.state import RunState
 
 
 def distribute(run: RunState, report: Report, source: Target, targets: list[Target]) -> None:

@@ -15,13 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
 from pipeline.errors import ReleaseError
 from pipeline.model.plan import Target
 from pipeline.model.status import HELD, Status
 from pipeline.registry.copy import copy_image
 from pipeline.registry.errors import RegistryAPIError
-from pipeline.app.report import RefResult, Report
-from pipeline.app.state import RunState
 
 
 class ImmutableVersionError(ReleaseError):

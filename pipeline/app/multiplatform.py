@@ -18,6 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pipeline.app import immutable
+from pipeline.app.build import ImageBuild
+from pipeline.app.records import make_record
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
+from pipeline.app.verify import finish
 from pipeline.engine import spool
 from pipeline.engine.client import PushProgress
 from pipeline.engine.export import export_image
@@ -27,14 +33,14 @@ from pipeline.model.platforms import from_image_config, parse_platform
 from pipeline.model.status import Status
 from pipeline.registry.copy import tag_image
 from pipeline.registry.errors import RegistryAPIError
+from pipeline.registry.image import (
+    IndexEntry,
+    build_index,
+    family,
+    push_image,
+    put_by_digest,
+)
 from pipeline.registry.manifest import ManifestError, parse_manifest
-from pipeline.app import immutable
-from pipeline.app.build import ImageBuild
-from pipeline.registry.image import IndexEntry, build_index, family, push_image, put_by_digest
-from pipeline.app.records import make_record
-from pipeline.app.report import RefResult, Report
-from pipeline.app.state import RunState
-from pipeline.app.verify import finish
 
 
 class Platforms:

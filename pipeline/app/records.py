@@ -14,7 +14,6 @@ from pipeline.model.platforms import Platform, PlatformError, parse_platform
 from pipeline.registry.digest import is_digest
 from pipeline.registry.image import PlatformImage
 
-
 # -- records of split builds --------------------------------------------------------------------
 
 RECORD_KIND = "release.platform-image"

@@ -14,6 +14,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Mapping
 
+from pipeline.app.ports import ClientFactory, RegistryAPI, Reporter
 from pipeline.auth import lookup
 from pipeline.auth import prove as proof
 from pipeline.auth.credentials import Credentials
@@ -21,7 +22,6 @@ from pipeline.errors import ReleaseError
 from pipeline.registry.client import RegistryClient
 from pipeline.registry.reference import normalize_host
 from pipeline.ui.redact import redact
-from pipeline.app.ports import ClientFactory, RegistryAPI, Reporter
 
 
 def registry_client(registry, credentials: Credentials, *, retry, on_retry, renew) -> RegistryClient:

@@ -25,6 +25,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Mapping
 
+from pipeline.app import immutable
+from pipeline.app.build import ImageBuild
+from pipeline.app.fanout import PushTarget, push_local_image
+from pipeline.app.multiplatform import Platforms
+from pipeline.app.ports import ClientFactory, Reporter
+from pipeline.app.registries import Registries
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
+from pipeline.app.verify import finish
 from pipeline.engine import spool
 from pipeline.engine.client import (
     Engine,
@@ -37,17 +46,8 @@ from pipeline.errors import ReleaseError
 from pipeline.model.plan import Plan, Target
 from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
-from pipeline.app.fanout import PushTarget, push_local_image
 from pipeline.registry.retry import retrying
 from pipeline.ui.redact import redact
-from pipeline.app import immutable
-from pipeline.app.build import ImageBuild
-from pipeline.app.multiplatform import Platforms
-from pipeline.app.ports import ClientFactory, Reporter
-from pipeline.app.registries import Registries
-from pipeline.app.report import RefResult, Report
-from pipeline.app.state import RunState
-from pipeline.app.verify import finish
 
 
 class Releaser:

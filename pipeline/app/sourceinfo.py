@@ -9,7 +9,7 @@ from typing import Mapping
 
 
 def git(args: list[str], cwd: Path | str | None = None) -> str | None:
-    import subprocess               # only when git is asked: not on every run
+    import subprocess  # only when git is asked: not on every run
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):

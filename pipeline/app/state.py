@@ -3,11 +3,11 @@ registries were found to hold (so no step asks twice)."""
 
 from __future__ import annotations
 
+from pipeline.app.ports import RegistryAPI, Reporter
+from pipeline.app.registries import Registries
 from pipeline.model.plan import Plan, Target
 from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.manifest import ManifestError, parse_manifest
-from pipeline.app.ports import RegistryAPI, Reporter
-from pipeline.app.registries import Registries
 
 
 class RunState:

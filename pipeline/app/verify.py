@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from pipeline.app import floating
+from pipeline.app.report import RefResult, Report
+from pipeline.app.state import RunState
 from pipeline.model.plan import Target, floating_moves
 from pipeline.model.status import Status
 from pipeline.registry.copy import tag_image
 from pipeline.registry.errors import RegistryAPIError
-from pipeline.app import floating
-from pipeline.app.report import RefResult, Report
-from pipeline.app.state import RunState
 
 
 def finish(run: RunState, report: Report, source: Target | None, targets: list[Target]) -> Report:

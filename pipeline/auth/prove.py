@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.auth.cloud.common import jwt_claims, utcnow
 from pipeline.auth.credentials import Credentials
 from pipeline.registry.auth import repository_scope
 from pipeline.registry.client import RegistryAPIError, RegistryClient
-from pipeline.auth.cloud.common import jwt_claims, utcnow
 
 
 @dataclass

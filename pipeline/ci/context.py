@@ -34,7 +34,13 @@ from pipeline.ci.runners import (
     github_runner,
     platform_jobs,
 )
-from pipeline.ci.triggers import ANY_TAG, TagTriggers, gitlab_regex, glob_from_regex, tag_triggers
+from pipeline.ci.triggers import (
+    ANY_TAG,
+    TagTriggers,
+    gitlab_regex,
+    glob_from_regex,
+    tag_triggers,
+)
 
 # Names of the modules above that importers of pipeline.ci.context use (kept importable here).
 __all__ = ["ANY_TAG", "GITHUB_RUNNERS", "NATIVE_ARCHES", "OIDC_TYPES", "PlatformJob", "Registry",

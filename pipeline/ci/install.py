@@ -25,32 +25,36 @@ function that looks at the environment.
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Callable, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+import pipeline
+from pipeline.ci.context import with_extras
 from pipeline.errors import ConfigError, UsageError, ValueProblem
 from pipeline.model.install_spec import (
-    PACKAGE,
-    VCS,
     EXAMPLE_VCS,
     EXAMPLE_WHEEL,
     NAME_AT,
+    PACKAGE,
     SCHEME,
+    VCS,
     Spec,
-    package_version,
     forms_hint,
-    requirement_parts,
     has_credentials,
-    path_part,
+    package_version,
     parse_spec,
+    path_part,
+    requirement_parts,
 )
+
 
 def _project_name(directory: Path) -> str | None:
     try:
-        import tomllib
         with open(directory / "pyproject.toml", "rb") as stream:
             name = tomllib.load(stream).get("project", {}).get("name")
     except (OSError, ValueError, AttributeError):
@@ -122,7 +126,6 @@ def with_cloud_extras(spec: Spec, extras: list[str]) -> str:
     """The spec as the CI installs it, with `extras` where pip takes them for its kind
     (context.with_extras; extras written in the spec are kept as written). What comes out as
     a requirement is checked to be one."""
-    from pipeline.ci.context import with_extras
     text = spec.text
     if spec.kind == "direct":             # `name@URL`, `name [x] @URL` -> `name[x] @ URL`
         m = NAME_AT.match(text)
@@ -231,7 +234,6 @@ def _archive_hash(info: dict) -> str | None:
 
 def _local(url: str) -> str:
     if url.startswith("file://"):
-        from urllib.parse import unquote
         return unquote(urlsplit(url).path) or url
     return url
 
@@ -243,9 +245,6 @@ def read_direct_url(package: str = PACKAGE) -> str | None:
     Several records of the package can be on sys.path (an editable install's dist-info and the
     .egg-info setuptools leaves in the checkout, which `python -m` puts first): the dist-info
     whose directory holds the running `pipeline` package wins, else the first dist-info."""
-    import importlib.metadata as metadata
-
-    import pipeline
     try:
         found = list(metadata.distributions(name=package))
     except Exception:  # a broken record elsewhere on sys.path

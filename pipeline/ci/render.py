@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import traceback
 from pathlib import Path
 
+import jinja2
 import yaml
 
-from pipeline.errors import UsageError
 from pipeline.ci.registries import Setting
+from pipeline.errors import UsageError
 
 TARGETS = {"github": "github.yml.j2", "gitlab": "gitlab.yml.j2"}
 DEFAULT_OUTPUTS = {"github": ".github/workflows/release.yml", "gitlab": ".gitlab-ci.yml"}
@@ -116,7 +118,6 @@ def load_versions(templates: Path | None) -> dict:
 
 
 def environment(templates: Path | None = None):
-    import jinja2
 
     paths = ([str(templates)] if templates else []) + [str(builtin_templates())]
     env = jinja2.Environment(
@@ -135,7 +136,6 @@ def _template_line(exc: BaseException, fallback: str) -> str:
     """`FILE:LINE` of the template line that raised `exc`: Jinja2 rewrites the traceback so that
     template code shows as frames of the .j2 file at its own line numbers; the innermost wins
     (an included or imported template, not the one that included it)."""
-    import traceback
 
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if f.filename.endswith((".j2", ".jinja", ".jinja2", ".yml", ".yaml"))]
@@ -147,7 +147,6 @@ def _template_line(exc: BaseException, fallback: str) -> str:
 def render(target: str, context: dict, templates: Path | None = None) -> str:
     """The file for `target` (github | gitlab). Raises UsageError on a template problem, naming
     the template file and line, never "internal error"."""
-    import jinja2
 
     env = environment(templates)
     name = TARGETS[target]

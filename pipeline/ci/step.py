@@ -11,13 +11,14 @@ Nothing here writes a secret: every value passes through `redact` first.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
-import os
 from pathlib import Path
 from typing import Mapping
 
+from pipeline.errors import UsageError
 from pipeline.model.status import HELD
 from pipeline.ui.redact import redact
 
@@ -152,7 +153,6 @@ def dotenv_text(report) -> str:
 def check_output_paths(env: Mapping[str, str], dotenv: str | None = None) -> None:
     """Before any work: every file the step will write can be written (else exit 2, not a
     pushed release followed by a crash)."""
-    from pipeline.errors import UsageError
 
     paths = [(name, env.get(name)) for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY")]
     paths.append(("--dotenv", dotenv))

@@ -15,8 +15,8 @@ import click
 
 from pipeline.app.sourceinfo import git, hygiene
 from pipeline.ci.step import ci_system, neutralise, neutralise_json
-from pipeline.model.build_options import OptionError, parse_cache_entry
 from pipeline.errors import TagRuleError, UsageError
+from pipeline.model.build_options import OptionError, parse_cache_entry
 from pipeline.model.config.loader import load_config
 from pipeline.model.plan import make_plan
 from pipeline.model.tags import derive_tags, resolve_context, validate_release_version

@@ -19,6 +19,7 @@ from pipeline.app.chores import (
     tag_digests,
 )
 from pipeline.app.release import Releaser
+from pipeline.cli._common import derive
 from pipeline.errors import ReleaseError
 from pipeline.model.config.loader import load_config
 from pipeline.model.plan import make_plan
@@ -28,7 +29,6 @@ from pipeline.registry.errors import RegistryAPIError
 from pipeline.ui.output import echo
 from pipeline.ui.progress import make_reporter
 from pipeline.ui.summary import format_report
-from pipeline.cli._common import derive
 
 
 def _config(ctx, required: bool):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import shlex
 from pathlib import Path
 
 import click
 
 from pipeline import __version__
+from pipeline.app.sourceinfo import revision, source_url
+from pipeline.ci import install as ci_install
+from pipeline.ci.context import build_context, extras_for
+from pipeline.ci.reachability import findings
+from pipeline.ci.references import action_reference, component_reference
+from pipeline.ci.render import DEFAULT_OUTPUTS, load_versions, render
 from pipeline.cli._common import build_options, with_build_options
+from pipeline.engine.buildkit.builder import ImageBuilder
+from pipeline.engine.client import Engine
+from pipeline.errors import UsageError
+from pipeline.model.config.loader import load_config
+from pipeline.model.labels import oci_labels, reusable_created
+from pipeline.ui.progress import make_reporter
 
 PACKAGE = "release-pipeline"
 TARGETS = ("github", "gitlab")
@@ -33,15 +47,14 @@ def default_install(root: Path, *, config=None, install: str | None = None,
     from (its PEP 610 direct_url.json: a VCS commit, an archive URL). UsageError (exit 2) for a
     bad spec (ConfigError at ci.install's line) or an origin a runner cannot use (an editable or
     local checkout, a package index), saying what to set. Warnings are appended to `warnings`."""
-    from pipeline.ci.context import extras_for
-    from pipeline.ci.install import read_direct_url, resolve
 
     configured = getattr(config, "ci_install", None)
     at = (config.display_path, getattr(config, "ci_install_line", None),
           getattr(config, "ci_install_col", None)) if configured is not None else None
-    spec, notes = resolve(flag=install, configured=configured, configured_at=at, root=root,
-                          extras=extras_for(config) if config is not None else [],
-                          origin=read_direct_url)
+    spec, notes = ci_install.resolve(flag=install, configured=configured, configured_at=at,
+                                     root=root,
+                                     extras=extras_for(config) if config is not None else [],
+                                     origin=ci_install.read_direct_url)
     if warnings is not None:
         warnings.extend(notes)
     return spec
@@ -55,7 +68,6 @@ def _command(target: str, *, config_path: str, output: str | None, templates: st
              default_branch: str, install: str | None, cache: bool = True,
              use_action: str | None = None, use_component: str | None = None) -> str:
     """The command that regenerates one file, as the file's header shows it."""
-    import shlex
     words = ["release"]
     if config_path != "release.yml":
         words += ["-c", config_path]
@@ -83,8 +95,6 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
     pyproject.toml, paths under `root`, this release's direct_url.json). Warnings about the
     install (a path only this machine has, an unpinned VCS URL, ...) are appended to
     `warnings` when given."""
-    from pipeline.ci.context import build_context
-    from pipeline.ci.render import load_versions, render
 
     config_path = _relative(config.path, root)
     command = _command(target, config_path=config_path, output=output,
@@ -152,9 +162,6 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
               release ci generate github --use-action OWNER/release@v1
               release ci generate gitlab --use-component '$CI_SERVER_FQDN/tools/release/release@1.0.0'
     """
-    from pipeline.model.config.loader import load_config
-    from pipeline.errors import UsageError
-    from pipeline.ci.render import DEFAULT_OUTPUTS
 
     targets = list(TARGETS) if target == "all" else [target]
     if output and target == "all":
@@ -163,7 +170,6 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
-    from pipeline.ci.references import action_reference, component_reference
     if use_action is not None:
         action_reference(use_action)           # UsageError (exit 2) before anything is written
     if use_component is not None:
@@ -189,7 +195,6 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
                 click.echo(f"{path}: up to date", err=True)
                 continue
             drift = True
-            import difflib
             diff = difflib.unified_diff((current or "").splitlines(keepends=True),
                                         text.splitlines(keepends=True),
                                         fromfile=f"{path} (on disk{'' if current is not None else ': missing'})",
@@ -212,8 +217,6 @@ def _check_before_writing(config, root: Path, *, install: str | None, strict: bo
     (pipeline/ci/install.py: a bad spec or an origin no runner can use is exit 2), then what cannot
     work on a hosted runner (pipeline/ci/reachability.py). Warnings go to stderr; errors, and any
     warning with --strict, are exit 2 with nothing written."""
-    from pipeline.ci.reachability import findings
-    from pipeline.errors import UsageError
 
     install_notes: list[str] = []
     default_install(root, config=config, install=install, warnings=install_notes)
@@ -245,12 +248,6 @@ def ci_build(ctx, quiet, builder, cache_from, cache_to):
     \b
     Example:  release ci build --cache-from type=gha --cache-to type=gha,mode=max
     """
-    from pipeline.engine.buildkit.builder import ImageBuilder
-    from pipeline.model.config.loader import load_config
-    from pipeline.engine.client import Engine
-    from pipeline.model.labels import oci_labels, reusable_created
-    from pipeline.ui.progress import make_reporter
-    from pipeline.app.sourceinfo import revision, source_url
 
     config = with_build_options(load_config(ctx.obj["config_path"]), builder, cache_from, cache_to)
     image = config.image

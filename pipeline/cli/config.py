@@ -6,8 +6,8 @@ import json
 
 import click
 
-from pipeline.model.config.schema import json_schema
 from pipeline.cli._common import load
+from pipeline.model.config.schema import json_schema
 
 
 @click.command()

@@ -1,7 +1,7 @@
 """`release registry up / down / gc / compose`: host a private registry (registry:2).
 
-Registered on the `registry` group at the end of cli/chores.py. Heavy imports (docker,
-jinja2) happen inside the commands that need them, so `release registry --help` stays fast.
+Registered on the `registry` group at the end of cli/chores.py. docker-py is imported when a
+command first talks to the engine (pipeline/engine/client.py), not when this module loads.
 """
 
 from __future__ import annotations
@@ -9,11 +9,24 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from pathlib import Path
 
 import click
 
 from pipeline.errors import ReleaseError, UsageError
-from pipeline.ui.redact import redact
+from pipeline.hosting.compose import render_compose
+from pipeline.hosting.deploy import (
+    RegistryOptions,
+    default_bind,
+    default_config_dir,
+    plan_deployment,
+)
+from pipeline.hosting.engine import docker_client
+from pipeline.hosting.engine import down as do_down
+from pipeline.hosting.engine import gc as do_gc
+from pipeline.hosting.engine import up as do_up
+from pipeline.registry.hosts import docker_allows_plain_http, is_loopback
+from pipeline.ui.redact import redact, register
 
 DEFAULT_IMAGE = "registry:2"
 DEFAULT_UI_IMAGE = "joxit/docker-registry-ui:2"
@@ -72,7 +85,6 @@ def _deployment_options(f):
 def _options(kw: dict):
     """RegistryOptions from the CLI, checked; warns on stderr about a registry without
     authentication that --bind publishes beyond this machine."""
-    from pipeline.hosting.deploy import RegistryOptions, default_bind
     bind = kw["bind"] or default_bind(auth=bool(kw["user"] or kw["htpasswd"]),
                                       tls=bool(kw["tls"] or kw["cert"]))
     opts = RegistryOptions(
@@ -91,7 +103,6 @@ def _options(kw: dict):
 
 
 def _password(opts) -> str | None:
-    from pipeline.ui.redact import register
     if not opts.password_env:
         return None
     value = os.environ.get(opts.password_env)
@@ -121,17 +132,6 @@ def _up_report(result) -> dict:
     }
 
 
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _print_up(result) -> None:
     d = result.deployment
     state = result.states.get(d.name, "?")
@@ -148,7 +148,7 @@ def _print_up(result) -> None:
                        f"${d.auth['password_env']}; file {d.auth['htpasswd']}")
         else:
             click.echo(f"  auth      htpasswd file {d.auth['htpasswd']}")
-    elif _loopback(d.bind):
+    elif is_loopback(d.bind):
         click.echo("  auth      none (published on this machine only)")
     else:
         click.echo("  auth      none: anyone who reaches the port can push and pull")
@@ -171,7 +171,7 @@ def _print_up(result) -> None:
         click.echo("\nTrust the certificate on every Docker host that pushes or pulls:")
         click.echo(f"  sudo mkdir -p /etc/docker/certs.d/{d.address}")
         click.echo(f"  sudo cp {shlex.quote(d.tls['cert'])} /etc/docker/certs.d/{d.address}/ca.crt")
-    elif not d.auth and not _loopback(d.host):
+    elif not d.auth and not docker_allows_plain_http(d.address):
         # Never with a password: it would cross the network in clear text (validate()
         # refuses auth over plain HTTP on a non-loopback --bind anyway).
         click.echo("\nPlain HTTP: Docker uses it only for registries listed as insecure. On "
@@ -223,9 +223,6 @@ def up(config_dir, wait_seconds, as_json, **kw):
       REG_PW=... release registry up --user admin --password-env REG_PW --tls --ui
       release registry up --name mirror --port 5001 --mirror https://registry-1.docker.io
     """
-    from pipeline.hosting.deploy import default_config_dir, plan_deployment
-    from pipeline.hosting.engine import docker_client
-    from pipeline.hosting.engine import up as do_up
 
     opts = _options(kw)
     password = _password(opts)
@@ -255,10 +252,7 @@ def down(name, purge, config_dir):
               release registry down registry --purge
               release registry down hub --purge --config-dir ./hub-config
     """
-    from pathlib import Path
 
-    from pipeline.hosting.engine import docker_client
-    from pipeline.hosting.engine import down as do_down
 
     if config_dir and not purge:
         raise click.UsageError("--config-dir goes with --purge")
@@ -299,8 +293,6 @@ def gc(ctx, name, delete_untagged, dry_run, read_only, config_path, verbose, as_
     Example:  release registry gc registry --dry-run
               release registry gc registry --delete-untagged
     """
-    from pipeline.hosting.engine import docker_client
-    from pipeline.hosting.engine import gc as do_gc
 
     if read_only and not dry_run:
         click.echo(f"warning: {name} is read-only while garbage-collect runs: pushes are "
@@ -344,10 +336,7 @@ def compose(directory, output, **kw):
       REG_PW=... release registry compose --user admin --password-env REG_PW --tls \\
           --ui > docker-compose.yml && docker-compose up -d
     """
-    from pathlib import Path
 
-    from pipeline.hosting.compose import render_compose
-    from pipeline.hosting.deploy import plan_deployment
 
     opts = _options(kw)
     password = _password(opts)

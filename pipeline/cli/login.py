@@ -8,8 +8,15 @@ import os
 
 import click
 
+from pipeline.auth.dockerconfig import erase
+from pipeline.auth.dockerconfig import store as store_creds
+from pipeline.auth.lookup import credentials_for, unexpected_error
+from pipeline.auth.prove import prove
+from pipeline.errors import ReleaseError
+from pipeline.model.config.loader import load_config
 from pipeline.model.status import Status
 from pipeline.ui.redact import redact
+from pipeline.ui.summary import table
 
 
 def _expiry(creds) -> str | None:
@@ -19,9 +26,6 @@ def _expiry(creds) -> str | None:
 def login_one(registry, env, *, store: bool = False) -> dict:
     """One registry: credentials, proof, optional storing. Never raises for a registry's own
     failure (it becomes `ok: false` with an error and a hint)."""
-    from pipeline.auth.lookup import credentials_for, unexpected_error
-    from pipeline.auth.prove import prove
-    from pipeline.errors import ReleaseError
 
     entry = {"name": registry.name, "type": registry.type, "host": registry.registry,
              "repository": registry.repository, "method": None, "source": None,
@@ -55,7 +59,6 @@ def login_one(registry, env, *, store: bool = False) -> dict:
     entry.update(ok=proof.ok, status=Status.OK if proof.ok else Status.FAILED, detail=proof.detail,
                  hint=proof.hint)
     if proof.ok and store:
-        from pipeline.auth.dockerconfig import store as store_creds
         try:
             entry["stored"] = store_creds(registry.registry, creds, env)
         except (OSError, RuntimeError) as exc:
@@ -66,7 +69,6 @@ def login_one(registry, env, *, store: bool = False) -> dict:
 
 
 def format_login(entries: list[dict]) -> str:
-    from pipeline.ui.summary import table
 
     rows = [[e["name"], e["host"], e["method"] or "-", e["identity"] or "-",
              (e["expires_at"] or "-").replace("T", " "), e["status"]] for e in entries]
@@ -108,7 +110,6 @@ def login(ctx, names, as_json, docker_config):
     Exit codes: 0 all logged in, 1 a login failed, 2 bad configuration (release.yml, an
     env var it names that is not set, nothing to log in with). Every registry is shown.
     """
-    from pipeline.model.config.loader import load_config
 
     config = load_config(ctx.obj["config_path"], build=False)
     selected = config.select(list(names))
@@ -126,7 +127,6 @@ def login(ctx, names, as_json, docker_config):
 
 def logout_one(registry, env) -> dict:
     """Remove what `release login --docker-config` stored for one registry."""
-    from pipeline.auth.dockerconfig import erase
 
     entry = {"name": registry.name, "host": registry.registry, "removed": [], "ok": True,
              "detail": None}
@@ -164,7 +164,6 @@ def logout(ctx, names, as_json):
     Exit codes: 0 done (also when nothing was stored), 1 the Docker config or its helper
     could not be updated, 2 bad configuration or an unknown registry name.
     """
-    from pipeline.model.config.loader import load_config
 
     config = load_config(ctx.obj["config_path"], build=False)
     selected = config.select(list(names))

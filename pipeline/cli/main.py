@@ -28,8 +28,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 LAZY_COMMANDS = {
     "build-push": ("release", "build_push",
                    "Build once, push VERSION and its tags to every registry, verify the digests."),
-    "plan": ("release", "plan", "Print what build-push VERSION would do, touching nothing."),
-    "tags": ("release", "tags", "Print the tags release.yml gives for VERSION (or for the current "
+    "plan": ("preview", "plan", "Print what build-push VERSION would do, touching nothing."),
+    "tags": ("preview", "tags", "Print the tags release.yml gives for VERSION (or for the current "
                                 "ref from flags, CI or git)."),
     "validate": ("config", "validate", "Check release.yml and print a one-line summary; exit 2 "
                                        "listing every problem (up to 20, in file order)."),

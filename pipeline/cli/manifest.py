@@ -26,13 +26,16 @@ from pathlib import Path
 import click
 
 from pipeline.app.records import check_records, read_records, write_record
+from pipeline.app.release import Releaser
 from pipeline.ci.step import check_output_paths, write_step_outputs
+from pipeline.cli._common import plan_release, print_report
+from pipeline.engine.client import Engine
 from pipeline.errors import UsageError
 from pipeline.model.platforms import PlatformError, parse_platform
 from pipeline.ui.output import echo
+from pipeline.ui.progress import make_reporter
 from pipeline.ui.redact import redact
 from pipeline.ui.summary import format_report
-from pipeline.cli._common import plan_release, print_report
 
 
 def resolve_platform(config, platform: str | None, engine_platform=None) -> str:
@@ -66,9 +69,6 @@ def run_push_by_digest(ctx, config, plan, *, platform, no_build, dry_run, jobs, 
     """The body of `build-push --push-by-digest` (called from pipeline/cli/release.py)."""
     # The release machinery (registry client, engine client, progress view) loads only for
     # a real run: a dry run stays quick.
-    from pipeline.app.release import Releaser
-    from pipeline.engine.client import Engine
-    from pipeline.ui.progress import make_reporter
 
     if not plan.targets:
         raise UsageError("no registry selected")
@@ -183,8 +183,6 @@ def merge(ctx, version, directory, registries, dry_run, jobs, as_json, quiet, do
         return
     check_output_paths(os.environ, dotenv)
     # The release machinery loads only for a real run: a dry run stays quick.
-    from pipeline.app.release import Releaser
-    from pipeline.ui.progress import make_reporter
 
     reporter = make_reporter(quiet)
     releaser = Releaser(config, plan, reporter, jobs=jobs, force=force)    # needs no engine

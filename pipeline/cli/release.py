@@ -1,5 +1,5 @@
-"""`release tags`, `release plan` and `release build-push`: from a version to its tags, the plan,
-and the release itself (pipeline/app/release.py)."""
+"""`release build-push`: the release itself (pipeline/app/release.py), or with --push-by-digest one
+platform of a split build."""
 
 from __future__ import annotations
 
@@ -7,67 +7,19 @@ import os
 
 import click
 
+from pipeline.app.release import Releaser
 from pipeline.ci.step import check_output_paths, write_step_outputs
-from pipeline.model.plan import format_plan
-from pipeline.cli.manifest import run_push_by_digest
 from pipeline.cli._common import (
     FORCE_HELP,
     build_options,
     check_sources,
-    derive,
     emit_json,
-    load,
     plan_release,
     print_report,
 )
-
-
-@click.command()
-@click.argument("version", required=False)
-@click.option("--ref", help="Git ref, e.g. refs/tags/v1.2.3 or refs/heads/main.")
-@click.option("--sha", help="Commit sha (for type=sha rules and labels).")
-@click.option("--event", help="CI event name: push, pull_request, schedule, ...")
-@click.option("--default-branch", help="The repository's default branch (for edge / is_default_branch).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-@click.pass_context
-def tags(ctx, version, ref, sha, event, default_branch, as_json):
-    """Print the tags release.yml gives for VERSION (or for the current ref from flags, CI or git).
-
-    \b
-    Example:  release tags 1.4.2        ->  1.4.2 1.4 1 latest
-              release tags --ref refs/heads/main --json
-    """
-    config = load(ctx, build=False)
-    result = derive(config, version, ref, sha, event, default_branch)
-    if as_json:
-        emit_json({"version": result.version, "tags": list(result.tags), "latest": result.latest,
-                   "refs": {r.name: [f"{r.registry}/{r.repository}:{t}" for t in result.tags]
-                            for r in config.registries}})
-    else:
-        for t in result.tags:
-            click.echo(t)
-        if not result.tags:
-            click.echo("no tags for this ref", err=True)
-
-
-@click.command()
-@click.argument("version")
-@click.option("--registry", "registries", multiple=True, metavar="NAME", help="Only these registries.")
-@click.option("--no-build", is_flag=True, help="Plan pushes of the existing local image.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@build_options
-@click.pass_context
-def plan(ctx, version, registries, no_build, as_json, builder, cache_from, cache_to):
-    """Print what build-push VERSION would do, touching nothing.
-
-    \b
-    Example:  release plan 1.4.2
-    """
-    _, p = plan_release(ctx, version, registries, not no_build, (builder, cache_from, cache_to))
-    if as_json:
-        emit_json(p.to_dict())
-    else:
-        click.echo(format_plan(p))
+from pipeline.cli.manifest import run_push_by_digest
+from pipeline.model.plan import format_plan
+from pipeline.ui.progress import make_reporter
 
 
 @click.command("build-push")
@@ -133,8 +85,6 @@ def build_push(ctx, version, registries, no_build, dry_run, jobs, as_json, quiet
         return
     # The release machinery (registry client, engine client, progress view) loads only for
     # a real run: `release tags`, `plan` and dry runs stay quick.
-    from pipeline.app.release import Releaser
-    from pipeline.ui.progress import make_reporter
 
     reporter = make_reporter(quiet)
     releaser = Releaser(config, p, reporter, jobs=jobs, engine_push=engine_push, force=force)

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.ui import redact
+from pipeline.engine.socket_api import EngineSocket, EngineSocketError, socket_path
 from pipeline.errors import ReleaseError, UsageError
+from pipeline.model.platforms import (
+    QEMU_HINT,
+    from_engine,
+    needs_emulation,
+    parse_platform,
+)
+from pipeline.ui import redact
 
 ENGINE_HINT = "start dockerd (or Docker Desktop), or set DOCKER_HOST"
 DIGEST_LINE = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: (\d+)")
@@ -91,7 +98,6 @@ class Engine:
     """
 
     def __init__(self, client=None, timeout: int = 900, env=None):
-        from pipeline.engine.socket_api import EngineSocket, socket_path
 
         self.timeout = timeout
         self._client = client
@@ -102,7 +108,8 @@ class Engine:
     @property
     def client(self):
         if getattr(self, "_client", None) is None:
-            import docker  # lazy: keeps `release --help` fast
+            # lazy: docker-py takes ~0.2 s to import; only engine calls need it
+            import docker
             from docker.errors import DockerException
             try:
                 client = docker.from_env(timeout=self.timeout)
@@ -134,7 +141,6 @@ class Engine:
 
     def _read(self, call, *args):
         """A read over the Unix socket; engine errors as ReleaseError."""
-        from pipeline.engine.socket_api import EngineSocketError
         try:
             return call(*args)
         except EngineSocketError as exc:
@@ -146,6 +152,7 @@ class Engine:
               on_line: Callable[[str], None] = lambda line: None,
               cache_from: list[str] | None = None, nocache: bool = False) -> str:
         """Build and tag the image; return its id. Raises BuildFailed with the failing step."""
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError
 
         last_step = None
@@ -189,7 +196,6 @@ class Engine:
 
     def explain_exec_format(self, where: str, platform: str | None) -> tuple[str, str | None]:
         """Explain "exec format error": a foreign platform without QEMU, or a wrong binary."""
-        from pipeline.model.platforms import QEMU_HINT, needs_emulation, parse_platform
         native = None
         try:
             native = self.platform()
@@ -211,6 +217,7 @@ class Engine:
 
     def version(self) -> dict:
         """The engine's /version answer (ApiVersion, Os, Version...)."""
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError, DockerException
         try:
             return self.api.version()
@@ -222,6 +229,7 @@ class Engine:
              platform: str | None = None) -> None:
         """Pull name:tag or name@digest with these credentials (per call, never a stored
         login). A digest creates no tag: nothing the user tagged locally is moved."""
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError
         shown = f"{name}{'@' if reference.startswith('sha256:') else ':'}{reference}"
         try:
@@ -243,14 +251,12 @@ class Engine:
 
     def platform(self):
         """The engine's own platform (platforms.Platform), e.g. linux/amd64."""
-        from pipeline.model.platforms import from_engine
         return from_engine(self.info())
 
     def export(self, ref: str) -> Iterator[bytes]:
         """`docker save REF` as a stream of tar chunks (layers uncompressed, config exact)."""
         local = self._local()
         if local is not None:
-            from pipeline.engine.socket_api import EngineSocketError
             try:
                 yield from local.export(ref)
             except EngineSocketError as exc:
@@ -259,6 +265,7 @@ class Engine:
                 raise ReleaseError(f"cannot export {ref} from the engine: "
                                    f"{redact.redact(str(exc))}") from None
             return
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError, ImageNotFound
         try:
             yield from self.api.get_image(ref)
@@ -277,6 +284,7 @@ class Engine:
         local = self._local()
         if local is not None:
             return self._read(local.inspect_image, ref)
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import ImageNotFound
         try:
             return self.api.inspect_image(ref)
@@ -302,6 +310,7 @@ class Engine:
 
     def remove_if_untagged(self, image_id: str) -> None:
         """Remove an image no tag names any more (an image still tagged or used is kept)."""
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError
         try:
             if not (self.api.inspect_image(image_id).get("RepoTags") or []):
@@ -310,6 +319,7 @@ class Engine:
             pass
 
     def untag(self, ref: str) -> None:
+        # lazy: docker-py takes ~0.2 s to import; only engine calls need it
         from docker.errors import APIError
         try:
             self.api.remove_image(ref, noprune=True)
@@ -320,8 +330,9 @@ class Engine:
     def push(self, repository: str, tag: str, auth_config: dict | None,
              on_progress: Callable[[PushProgress], None] = lambda p: None) -> str:
         """Push repository:tag and return the manifest digest the registry accepted."""
-        from docker.errors import APIError
+        # lazy: docker-py's HTTP exceptions, only where docker-py is in use; docker-py takes ~0.2 s to import; only engine calls need it
         import requests
+        from docker.errors import APIError
 
         if not tag:
             raise ValueError("an explicit tag is required: an empty tag pushes every local tag")

@@ -22,6 +22,7 @@ GZIP_WBITS = 31          # gzip wrapper, 32 KiB window
 
 def _isal():
     try:
+        # lazy: optional accelerator (ISA-L); zlib otherwise
         from isal import isal_zlib
     except ImportError:
         return None
@@ -32,6 +33,7 @@ def describe() -> str:
     """Which compressor this machine uses, for reports and the benchmark."""
     lib = _isal()
     if lib is not None:
+        # lazy: optional accelerator (ISA-L); zlib otherwise
         import isal
         return f"isal {getattr(isal, '__version__', '?')} level {ISAL_LEVEL}"
     return f"zlib {zlib.ZLIB_RUNTIME_VERSION} level {ZLIB_LEVEL}"

@@ -26,8 +26,8 @@ from typing import Callable, Iterable
 
 from pipeline.engine import compress
 from pipeline.errors import ReleaseError
-from pipeline.registry.image import Blob, PlatformImage, family, image_manifest, sha256
 from pipeline.model.platforms import from_image_config
+from pipeline.registry.image import Blob, PlatformImage, family, image_manifest, sha256
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -12,6 +12,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import jinja2
+
 from pipeline.hosting.deploy import CONFIG_PATH, Deployment
 
 
@@ -29,7 +31,6 @@ def template_text() -> str:
 
 
 def render_compose(dep: Deployment, *, base: Path | None = None) -> str:
-    import jinja2
 
     base = Path(base or os.getcwd()).absolute()
     mounts = []

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from pipeline.hosting import files
 from pipeline.registry.hosts import is_loopback
 
 DEFAULT_NAME = "registry"
@@ -257,7 +258,6 @@ def plan_deployment(opts: RegistryOptions, *, config_dir: Path, password: str | 
     registry_dns: the name the UI container reaches the registry by (the container name for
     `up`, the service name for Compose).
     """
-    from pipeline.hosting import files
 
     opts.validate()
     config_dir = Path(config_dir).expanduser().absolute()

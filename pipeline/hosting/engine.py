@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
+import ipaddress
 import json
 import re
 import socket
@@ -22,9 +23,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
+from pipeline.engine.client import Engine
 from pipeline.errors import ReleaseError, UsageError
-from pipeline.registry.hosts import is_loopback
-from pipeline.registry.session import HTTPError, Session
 from pipeline.hosting.deploy import (
     CONFIG_PATH,
     LABEL,
@@ -36,6 +36,8 @@ from pipeline.hosting.deploy import (
     Deployment,
     default_config_dir,
 )
+from pipeline.registry.hosts import is_loopback
+from pipeline.registry.session import HTTPError, Session
 
 GC_SUMMARY = re.compile(r"(\d+) blobs marked, (\d+) blobs and (\d+) manifests eligible for deletion")
 EMPTY_REGISTRY = "Path not found: /docker/registry/v2/repositories"
@@ -59,11 +61,11 @@ class UpResult:
 
 
 def docker_client():
-    from pipeline.engine.client import Engine  # connects with a clear error when no engine answers
-    return Engine(timeout=300).client
+    return Engine(timeout=300).client   # connects with a clear error when no engine answers
 
 
 def _errors():
+    # lazy: docker-py takes ~0.2 s to import; only engine calls need it
     import docker.errors
     return docker.errors
 
@@ -263,7 +265,6 @@ def _start(container, plan: ContainerPlan) -> None:
 
 
 def probe_url(client, dep: Deployment) -> str:
-    import ipaddress
     host = dep.bind
     if ipaddress.ip_address(dep.bind).is_unspecified:
         host = _daemon_host(client) or "127.0.0.1"

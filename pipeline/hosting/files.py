@@ -13,6 +13,7 @@ does not change the files and so does not recreate the container.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import re
@@ -46,7 +47,8 @@ def check_credentials(user: str, password: str) -> None:
 
 def _bcrypt_module():
     try:
-        import bcrypt  # optional: pip install 'release-pipeline[hosting]'
+        # lazy: optional extra [hosting], when no htpasswd tool is on PATH
+        import bcrypt
     except ImportError:
         return None
     return bcrypt
@@ -162,8 +164,7 @@ def _openssl_cert(cert: Path, key: Path, names: list[str], days: int) -> None:
 
 
 def _cryptography_cert(cert: Path, key: Path, names: list[str], days: int) -> None:
-    import datetime
-
+    # lazy: only certificate work needs it (registry up --tls, TLS error details)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -207,8 +208,8 @@ def _still_valid(cert: Path, seconds: int) -> bool:
                               capture_output=True, text=True)
         return proc.returncode == 0
     try:
-        import datetime
 
+        # lazy: only certificate work needs it (registry up --tls, TLS error details)
         from cryptography import x509
         c = x509.load_pem_x509_certificate(cert.read_bytes())
         end = c.not_valid_after_utc
@@ -262,6 +263,7 @@ def cert_names(cert: Path) -> list[str]:
             text = proc.stdout.split("\n", 1)[-1]
             return [p.strip().replace("IP Address:", "IP:") for p in text.split(",") if p.strip()]
     try:
+        # lazy: only certificate work needs it (registry up --tls, TLS error details)
         from cryptography import x509
         c = x509.load_pem_x509_certificate(Path(cert).read_bytes())
         ext = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ValueProblem
+from pipeline.errors import UsageError, ValueProblem
+from pipeline.registry.reference import parse_reference
 
 BUILDERS = ("auto", "buildkit", "classic")
 DEFAULT_BUILDER = "auto"
@@ -78,8 +79,6 @@ def parse_cache_entry(text: str, *, sink: bool) -> CacheEntry:
         raise OptionError(f"cache_to entry '{text}' is not a cache spec",
                           hint="cache_to takes buildx specs such as type=registry,ref=IMAGE or "
                                "type=gha,mode=max; every image is already its own inline cache")
-    from pipeline.registry.reference import parse_reference
-    from pipeline.errors import UsageError
     try:
         parse_reference(text)
     except UsageError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.errors import UsageError
+from pipeline.model.build_options import parse_cache_entry
 
 MIN_BUILDKIT_API = (1, 39)          # Engine 18.09: BuildKit behind /build?version=2
 ENGINE, BUILDX, LEGACY_CLI, CLASSIC = "engine", "buildx", "cli", "classic"
@@ -110,7 +111,6 @@ def choose_route(builder: str, *, engine_version: dict, secrets: bool, cache_ent
 
 def describe_route(builder: str, *, secrets: bool, cache_from=(), cache_to=()) -> str:
     """One line for `release plan`, which does not ask the engine."""
-    from pipeline.model.build_options import parse_cache_entry
     entries = [parse_cache_entry(t, sink=False) for t in cache_from]
     entries += [parse_cache_entry(t, sink=True) for t in cache_to]
     if builder == "classic":

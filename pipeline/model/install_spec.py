@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pipeline import __version__
 from pipeline.errors import ValueProblem
 
 PACKAGE = "release-pipeline"
@@ -44,7 +45,6 @@ class Spec:
 
 
 def package_version() -> str:
-    from pipeline import __version__
     return __version__
 
 
@@ -57,6 +57,7 @@ def forms_hint() -> str:
 
 def requirement_parts(text: str) -> tuple[str, str | None]:
     """(name, url or None) of a PEP 508 requirement, or ValueProblem."""
+    # lazy: only an explicit ci.install needs it
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.errors import UsageError
+from pipeline.model.build_route import describe_route
+from pipeline.model.tags.semver import parse_semver, precedence
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,6 @@ class BuildStep:
 
     def describe_builder(self) -> str:
         """The plan's builder line; the engine is not asked, so `auto` says both outcomes."""
-        from pipeline.model.build_route import describe_route
         return describe_route(self.builder, secrets=bool(self.secrets),
                               cache_from=self.cache_from, cache_to=self.cache_to)
 
@@ -204,7 +205,6 @@ def floating_moves(version: str, held: str | None) -> bool:
     older release). When either side is not a semantic version (`held` unknown: no label,
     no version tag) it moves, as it always did.
     """
-    from pipeline.model.tags.semver import parse_semver, precedence
 
     mine = parse_semver(version)
     theirs = parse_semver(held) if held else None

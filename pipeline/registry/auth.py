@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pipeline.ui import redact
 from pipeline.auth.credentials import Credentials
 from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
 from pipeline.registry.hosts import is_loopback
 from pipeline.registry.session import HTTPError
+from pipeline.ui import redact
 
 DEFAULT_TOKEN_LIFETIME = 60.0     # distribution token spec: "defaults to 60 seconds"
 EXPIRY_MARGIN = 10.0

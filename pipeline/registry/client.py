@@ -28,7 +28,12 @@ from pipeline.registry.digest import hasher_for, is_digest
 from pipeline.registry.errors import DigestMismatch, RegistryAPIError, from_response
 from pipeline.registry.limits import LIMITER
 from pipeline.registry.links import next_url
-from pipeline.registry.manifest import ACCEPT, MANIFEST_TYPES, ManifestError, media_type_of
+from pipeline.registry.manifest import (
+    ACCEPT,
+    MANIFEST_TYPES,
+    ManifestError,
+    media_type_of,
+)
 from pipeline.registry.reference import normalize_host
 from pipeline.registry.retry import retrying
 from pipeline.registry.stream import BlobStream, Source

@@ -26,7 +26,12 @@ from pipeline.registry.client import ManifestInfo, RegistryClient
 from pipeline.registry.digest import is_digest, sha256_digest
 from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.limits import LIMITER
-from pipeline.registry.manifest import Descriptor, ManifestError, media_type_of, parse_manifest
+from pipeline.registry.manifest import (
+    Descriptor,
+    ManifestError,
+    media_type_of,
+    parse_manifest,
+)
 from pipeline.registry.reference import validate_tag
 
 MAX_DEPTH = 4

@@ -7,10 +7,15 @@ Every message passes through `redact.redact`, so a token echoed by a registry
 from __future__ import annotations
 
 import json
+import os
+import re
+import ssl
+import tempfile
 from datetime import datetime, timezone
 
-from pipeline.ui import redact
 from pipeline.registry.retry import parse_retry_after
+from pipeline.registry.tls import DOCKER_CERTS_D, ca_source
+from pipeline.ui import redact
 
 MAX_ERROR_BODY = 64 * 1024
 TRANSIENT_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504, 522})
@@ -188,7 +193,6 @@ def tls_failure(exc: BaseException | None, host: str | None = None) -> tuple[str
 
     if code in _UNTRUSTED or "self-signed" in lower or "self signed" in lower \
             or "issuer" in lower or "unable to verify" in lower:
-        from pipeline.registry.tls import DOCKER_CERTS_D, ca_source
 
         source = ca_source(getattr(exc, "context", None))
         what = ("the registry's certificate is self-signed" if code == 18 or
@@ -221,7 +225,6 @@ def tls_failure(exc: BaseException | None, host: str | None = None) -> tuple[str
 
 def _reason_from_text(text: str) -> str:
     """OpenSSL's reason from "... certificate verify failed: REASON (_ssl.c:1006)"."""
-    import re
 
     m = re.search(r"certificate verify failed: (.*?)(?: \(_ssl\.c:\d+\))?(?:\)|$)", text)
     return m.group(1).strip() if m else ""
@@ -237,6 +240,7 @@ def _cert_facts(der: bytes | None) -> dict:
     if not der:
         return {}
     try:
+        # lazy: only certificate work needs it (registry up --tls, TLS error details)
         from cryptography import x509
     except ImportError:
         return _cert_facts_ssl(der)
@@ -260,9 +264,6 @@ def _cert_facts(der: bytes | None) -> dict:
 
 def _cert_facts_ssl(der: bytes) -> dict:
     """The same without `cryptography`: the standard library's (private) certificate decoder."""
-    import os
-    import ssl
-    import tempfile
 
     try:
         fd, path = tempfile.mkstemp(suffix=".pem")

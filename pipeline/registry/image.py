@@ -27,7 +27,13 @@ from pipeline.errors import UsageError
 from pipeline.model.platforms import Platform
 from pipeline.model.status import Status
 from pipeline.registry.digest import is_digest
-from pipeline.registry.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from pipeline.registry.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from pipeline.registry.stream import FileBody
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -90,7 +96,6 @@ class Blob:
         """For RegistryClient.upload_blob: the bytes, or a function giving a fresh file body."""
         if self.data is not None:
             return self.data
-        from pipeline.registry.stream import FileBody
         path, size, digest = self.path, self.size, self.digest
         return lambda: FileBody(path, size, digest)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from email.utils import parsedate_to_datetime
 from typing import Callable
 
 import tenacity
@@ -91,7 +92,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         seconds = None
     if seconds is not None:
         return max(0.0, seconds) if seconds == seconds else None  # NaN -> None
-    from email.utils import parsedate_to_datetime
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

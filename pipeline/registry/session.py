@@ -33,8 +33,14 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import (ConnectTimeoutError, InsecureRequestWarning, NewConnectionError,
-                                ProxyError, ReadTimeoutError)
+from urllib3.connection import HTTPSConnection
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InsecureRequestWarning,
+    NewConnectionError,
+    ProxyError,
+    ReadTimeoutError,
+)
 
 from pipeline import __version__
 from pipeline.registry import tls
@@ -387,7 +393,6 @@ def _root(exc: BaseException) -> BaseException:
 
 def _peer_cert(host: str, port: int, proxy: str | None, timeout: float) -> bytes | None:
     """The server's certificate (DER) without verifying it, for the error message."""
-    from urllib3.connection import HTTPSConnection
 
     try:
         if proxy:

@@ -91,6 +91,7 @@ def _verifying(bundle: str | None, extra: Path | None) -> ssl.SSLContext:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if not ctx.cert_store_stats()["x509_ca"] and not _system_capath():
             try:
+                # lazy: only when the system has no CA bundle
                 import certifi
             except ImportError:
                 pass

@@ -23,15 +23,22 @@ from __future__ import annotations
 
 import base64
 import threading
+from dataclasses import replace
 from urllib.parse import urlsplit
 
-from pipeline.ui import redact
 from pipeline.auth.credentials import Credentials
-from pipeline.registry.auth import Challenge, TokenCache, fetch_token, merge_scopes, parse_challenge
+from pipeline.registry.auth import (
+    Challenge,
+    TokenCache,
+    fetch_token,
+    merge_scopes,
+    parse_challenge,
+)
 from pipeline.registry.errors import RegistryAPIError, connection_error, from_response
 from pipeline.registry.hosts import is_loopback
 from pipeline.registry.reference import api_host
 from pipeline.registry.session import HTTPError, Session
+from pipeline.ui import redact
 
 
 class Transport:
@@ -148,7 +155,6 @@ class Transport:
         """Use a refresh token the token endpoint handed out in place of the configured one."""
         creds = self.credentials
         if self._refresh_token and creds.identity_token:
-            from dataclasses import replace
             return replace(creds, identity_token=self._refresh_token)
         return creds
 

@@ -7,11 +7,11 @@ import os
 
 import click
 
+from pipeline.ci.step import ci_system, neutralise, neutralise_json
 from pipeline.ui.redact import redact
 
 
 def echo(text: str, *, err: bool = False, is_json: bool = False) -> None:
-    from pipeline.ci.step import ci_system, neutralise, neutralise_json
     text = redact(text)
     if ci_system(os.environ) == "github":
         text = neutralise_json(text) if is_json else neutralise(text)

@@ -15,6 +15,8 @@ import sys
 import threading
 from typing import Mapping, TextIO
 
+from pipeline.ci import step
+from pipeline.ci.step import ci_system, neutralise
 from pipeline.model.status import Status
 from pipeline.ui.redact import redact
 
@@ -70,6 +72,7 @@ class LiveReporter(PlainReporter):
 
     def __init__(self, stream: TextIO | None = None):
         super().__init__(stream)
+        # lazy: progress bars only on a terminal
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
@@ -123,7 +126,6 @@ class CIReporter(PlainReporter):
         self.section: str | None = None
 
     def _write(self, text: str) -> None:
-        from pipeline.ci.step import neutralise
         text = redact(text)
         if self.system == "github":
             text = neutralise(text)
@@ -137,7 +139,6 @@ class CIReporter(PlainReporter):
             self.stream.flush()
 
     def open_section(self, name: str, title: str, *, collapsed: bool = True) -> None:
-        from pipeline.ci import step
         self.close_section()
         title = redact(title)
         if self.system == "github":
@@ -147,7 +148,6 @@ class CIReporter(PlainReporter):
         self.section = name
 
     def close_section(self) -> None:
-        from pipeline.ci import step
         if self.section is None:
             return
         if self.system == "github":
@@ -176,7 +176,6 @@ class CIReporter(PlainReporter):
 
 
 def make_reporter(quiet: bool, stream: TextIO | None = None, env: Mapping[str, str] | None = None):
-    from pipeline.ci.step import ci_system
     stream = stream or sys.stderr
     system = ci_system(os.environ if env is None else env)
     if system:

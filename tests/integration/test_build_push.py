@@ -10,7 +10,13 @@ import uuid
 
 import pytest
 
-from tests.support.release_cli import RELEASE, image_name, registry_block, run_release, write_release
+from tests.support.release_cli import (
+    RELEASE,
+    image_name,
+    registry_block,
+    run_release,
+    write_release,
+)
 
 pytestmark = pytest.mark.integration
 

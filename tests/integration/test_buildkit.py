@@ -107,6 +107,7 @@ def test_modern_dockerfile_released_and_run_back(tmp_path, docker_engine, plain_
 
 def test_context_tar_leaves_the_ignored_50_mb_out(tmp_path):
     import io
+
     from pipeline.engine.buildkit.context import prepare_context
     app = tmp_path / "app"
     shutil.copytree(DOCKERFILES / "modern", app)

@@ -8,7 +8,12 @@ import uuid
 
 import pytest
 
-from tests.support.release_cli import image_name, registry_block, run_release, write_release
+from tests.support.release_cli import (
+    image_name,
+    registry_block,
+    run_release,
+    write_release,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +134,8 @@ def test_delete_needs_yes_and_explains_a_registry_that_refuses(tmp_path, docker_
 
 def test_inspect_of_an_artifact_shows_what_there_is_instead_of_failing(tmp_path, plain_registry,
                                                                        unique_repo):
-    from pipeline.registry.image import dump, sha256
     from pipeline.registry.client import RegistryClient
+    from pipeline.registry.image import dump, sha256
 
     config, layer = b"\x00\x01 not json \xff", b"payload of an artifact"
     manifest = dump({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

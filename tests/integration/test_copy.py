@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from pipeline.auth.credentials import ANONYMOUS, Credentials
-from pipeline.registry.client import DigestMismatch, RegistryClient
 from pipeline.model.status import Status
+from pipeline.registry.client import DigestMismatch, RegistryClient
 from pipeline.registry.copy import copy_image, tag_image
 from pipeline.registry.manifest import OCI_INDEX, OCI_MANIFEST
 from tests.support.images import build_image, push_image

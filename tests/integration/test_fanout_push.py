@@ -109,12 +109,12 @@ def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engin
 def test_an_export_that_cannot_be_read_falls_back_to_the_engine_push(tmp_path, docker_engine,
                                                                      plain_registry, unique_repo,
                                                                      cleanup_images):
+    from pipeline.app.release import Releaser
     from pipeline.cli._common import derive
-    from pipeline.model.config.loader import load_config
     from pipeline.engine.client import Engine
+    from pipeline.model.config.loader import load_config
     from pipeline.model.plan import make_plan
     from pipeline.ui.progress import PlainReporter
-    from pipeline.app.release import Releaser
 
     config_path = write_release(tmp_path, [registry_block("plain", plain_registry, unique_repo)])
     config = load_config(str(config_path))

@@ -4,14 +4,20 @@ forward, also with two releases at once. Every outcome is read back through the 
 from __future__ import annotations
 
 import json
-import subprocess
 import os
+import subprocess
 import uuid
 
 import pytest
 
 from tests.support.images import build_image, write_context
-from tests.support.release_cli import RELEASE, image_name, registry_block, run_release, write_release
+from tests.support.release_cli import (
+    RELEASE,
+    image_name,
+    registry_block,
+    run_release,
+    write_release,
+)
 
 pytestmark = pytest.mark.integration
 

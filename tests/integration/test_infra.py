@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.support.images import (PushFailed, build_image, push_image, unique_content,
-                                  write_context)
+from tests.support.images import (
+    PushFailed,
+    build_image,
+    push_image,
+    unique_content,
+    write_context,
+)
 
 pytestmark = pytest.mark.integration
 

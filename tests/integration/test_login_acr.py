@@ -11,9 +11,18 @@ import uuid
 
 import pytest
 
-from tests.support.cloudstubs import (NULL_USER, AcrTokenServer, CliStub, assert_no_leak,
-                                      fake_jwt, hide_modules, masked, offline_env, run_release,
-                                      write_project)
+from tests.support.cloudstubs import (
+    NULL_USER,
+    AcrTokenServer,
+    CliStub,
+    assert_no_leak,
+    fake_jwt,
+    hide_modules,
+    masked,
+    offline_env,
+    run_release,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 

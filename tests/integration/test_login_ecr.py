@@ -10,8 +10,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.support.cloudstubs import (CliStub, MotoServer, assert_no_leak, hide_modules, masked,
-                                      offline_env, run_release, write_project)
+from tests.support.cloudstubs import (
+    CliStub,
+    MotoServer,
+    assert_no_leak,
+    hide_modules,
+    masked,
+    offline_env,
+    run_release,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 

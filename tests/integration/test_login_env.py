@@ -10,8 +10,13 @@ import uuid
 
 import pytest
 
-from tests.support.cloudstubs import assert_no_leak, masked, offline_env, run_release, \
-    write_project
+from tests.support.cloudstubs import (
+    assert_no_leak,
+    masked,
+    offline_env,
+    run_release,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,16 @@ import uuid
 
 import pytest
 
-from tests.support.cloudstubs import (CliStub, GoogleTokenServer, assert_no_leak,
-                                      make_service_account_key, masked, offline_env, run_release,
-                                      write_project)
+from tests.support.cloudstubs import (
+    CliStub,
+    GoogleTokenServer,
+    assert_no_leak,
+    make_service_account_key,
+    masked,
+    offline_env,
+    run_release,
+    write_project,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -302,13 +302,13 @@ def test_a_rerun_whose_compression_differs_keeps_the_released_index(tmp_path, do
     that lacks it gets a copy of that index, not a new one, and nothing is exported."""
     import io
 
-    from pipeline.engine import compress
+    from pipeline.app.release import Releaser
     from pipeline.cli._common import derive
-    from pipeline.model.config.loader import load_config
+    from pipeline.engine import compress
     from pipeline.engine.client import Engine
+    from pipeline.model.config.loader import load_config
     from pipeline.model.plan import make_plan
     from pipeline.ui.progress import PlainReporter
-    from pipeline.app.release import Releaser
 
     config = write_release(tmp_path, [registry_block("plain", plain_registry, repo)])
     first = run_release(config, "build-push", "6.0.0", "--json")

@@ -14,13 +14,13 @@ import uuid
 import pytest
 import requests
 
-from pipeline.ui import redact
 from pipeline.auth.credentials import ANONYMOUS, Credentials
 from pipeline.errors import UsageError
-from pipeline.registry.client import RegistryAPIError, RegistryClient
 from pipeline.model.status import Status
+from pipeline.registry.client import RegistryAPIError, RegistryClient
 from pipeline.registry.copy import copy_image, tag_image
 from pipeline.registry.manifest import OCI_MANIFEST
+from pipeline.ui import redact
 from tests.support.faultproxy import FaultProxy
 from tests.support.tokenserver import TokenRegistry
 

@@ -17,8 +17,14 @@ import pytest
 import requests
 
 from tests.support.faultproxy import endpoint_kind
-from tests.support.images import (BuildFailed, PushFailed, build_image, push_image, unique_content,
-                                  write_context)
+from tests.support.images import (
+    BuildFailed,
+    PushFailed,
+    build_image,
+    push_image,
+    unique_content,
+    write_context,
+)
 from tests.support.registries import skopeo_digest
 from tests.support.tokenserver import CHECKER_USER_AGENT, b64url_decode, decode_jwt
 

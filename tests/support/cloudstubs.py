@@ -40,7 +40,8 @@ import urllib.parse
 from pathlib import Path
 
 from .pki import PKI
-from .tokenserver import TokenServer, _Handler as _TokenHandler, _Server
+from .tokenserver import TokenServer, _Server
+from .tokenserver import _Handler as _TokenHandler
 
 NULL_USER = "00000000-0000-0000-0000-000000000000"
 CLOUD_ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCE_", "AZURE_", "MSI_",

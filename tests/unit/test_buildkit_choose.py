@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.engine.buildkit.cli_build import build_argv
+from pipeline.errors import ConfigError, UsageError
+from pipeline.model.build_options import BuildSecret, OptionError, parse_cache_entry
 from pipeline.model.build_route import (
     BUILDX,
     CLASSIC,
@@ -17,10 +20,7 @@ from pipeline.model.build_route import (
     describe_route,
     engine_has_buildkit,
 )
-from pipeline.engine.buildkit.cli_build import build_argv
-from pipeline.model.build_options import BuildSecret, OptionError, parse_cache_entry
 from pipeline.model.config.loader import load_config
-from pipeline.errors import ConfigError, UsageError
 
 MODERN = {"ApiVersion": "1.41", "Os": "linux"}
 OLD = {"ApiVersion": "1.38", "Os": "linux"}
@@ -153,6 +153,7 @@ def test_credentials_in_a_cache_spec_are_refused_and_never_echoed(text):
 
 def test_a_credential_on_the_command_line_is_a_usage_error_without_the_value(tmp_path):
     from click.testing import CliRunner
+
     from pipeline.cli.main import cli
     config = write(tmp_path, "")
     result = CliRunner().invoke(cli, ["-c", str(config), "plan", "1.0.0", "--cache-to",

@@ -116,6 +116,6 @@ def test_an_unreadable_file_is_a_usage_error_naming_it(app, monkeypatch):
 def test_an_unreadable_directory_is_a_usage_error_naming_it(app, monkeypatch):
     def refuse(root, patterns, dockerfile=None):
         raise PermissionError(13, "Permission denied", str(app / "src"))
-    monkeypatch.setattr(ctx_mod, "exclude_paths", refuse)
+    monkeypatch.setattr("docker.utils.build.exclude_paths", refuse)
     with pytest.raises(UsageError, match="has src, which release cannot read"):
         prepare_context(app, "Dockerfile")

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine.buildkit.dockerfile import StepLocation, StepName, locate_step, parse_step_name
+from pipeline.engine.buildkit.dockerfile import (
+    StepLocation,
+    StepName,
+    locate_step,
+    parse_step_name,
+)
 from pipeline.engine.buildkit.plainlog import PlainLogParser
 from pipeline.engine.buildkit.trace import status_from_message
 

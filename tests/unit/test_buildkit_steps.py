@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.engine.buildkit.plainlog import PlainLogParser
-from pipeline.engine.buildkit.steps import StepFailure, StepTracker, clean_log, short_error
+from pipeline.engine.buildkit.steps import (
+    StepFailure,
+    StepTracker,
+    clean_log,
+    short_error,
+)
 from pipeline.engine.buildkit.trace import (
     StatusResponse,
     Vertex,

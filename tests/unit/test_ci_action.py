@@ -22,8 +22,8 @@ import pytest
 from pipeline.ci import step as ci_step
 from pipeline.ci.context import action_reference, build_context
 from pipeline.ci.render import load_versions, render
-from pipeline.model.config.loader import load_config
 from pipeline.errors import UsageError
+from pipeline.model.config.loader import load_config
 from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]

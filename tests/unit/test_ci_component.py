@@ -22,8 +22,8 @@ from ruamel.yaml import YAML
 
 from pipeline.ci.context import build_context, component_reference
 from pipeline.ci.render import load_versions, render
-from pipeline.model.config.loader import load_config
 from pipeline.errors import UsageError
+from pipeline.model.config.loader import load_config
 from tests.support.ciyaml import check_jsonschema, load
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from pipeline.ci.registries import login_set, registry_context
 from pipeline.ci.runners import PlatformJob, platform_jobs
 from pipeline.ci.triggers import ANY_TAG, gitlab_regex, glob_from_regex, tag_triggers
 from pipeline.model.config.loader import load_config
-from pipeline.model.tags.jsregex import compile_js_regex
 from pipeline.model.tags import parse_tag_rule
+from pipeline.model.tags.jsregex import compile_js_regex
 
 
 def github_glob_matches(glob: str, tag: str) -> bool:

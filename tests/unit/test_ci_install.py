@@ -27,10 +27,10 @@ from pipeline.ci.install import (
     resolve,
     with_cloud_extras,
 )
-from pipeline.cli.main import cli
 from pipeline.cli.ci import generate_text
-from pipeline.model.config.loader import load_config
+from pipeline.cli.main import cli
 from pipeline.errors import ConfigError, UsageError, ValueProblem
+from pipeline.model.config.loader import load_config
 
 COMMIT = "4f0c2b1e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
 SHA256 = "a" * 64

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.ui import redact
+from pipeline.app.report import RefResult, Report
 from pipeline.ci import step
+from pipeline.ui import redact
 from pipeline.ui.progress import CIReporter, LiveReporter, PlainReporter, make_reporter
-from pipeline.app.report import Report, RefResult
 
 DIGEST = "sha256:" + "ab" * 32
 

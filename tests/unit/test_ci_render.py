@@ -6,7 +6,13 @@ import shutil
 import pytest
 import yaml
 
-from pipeline.ci.render import builtin_templates, load_versions, render, single_quoted, yaml_scalar
+from pipeline.ci.render import (
+    builtin_templates,
+    load_versions,
+    render,
+    single_quoted,
+    yaml_scalar,
+)
 from pipeline.errors import UsageError
 
 CONTEXT = {"name": "app", "items": ["a", "b"]}

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.auth.dockerconfig import lookup
 from pipeline.ci.context import build_context, github_runner
 from pipeline.ci.render import load_versions, render
-from pipeline.auth.dockerconfig import lookup
 from pipeline.model.config.loader import load_config
 from tests.support.ciyaml import check_jsonschema, load
 

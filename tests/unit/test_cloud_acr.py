@@ -8,14 +8,20 @@ import time
 
 import pytest
 
-from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, acr
 from pipeline.auth.cache import TokenCache
+from pipeline.auth.cloud import CloudAuthError, acr
 from pipeline.auth.lookup import credentials_for
-from pipeline.model.config import RegistryConfig
 from pipeline.errors import UsageError
+from pipeline.model.config import RegistryConfig
 from pipeline.registry.retry import TOKEN_ATTEMPTS
-from tests.support.cloudstubs import NULL_USER, AcrTokenServer, CliStub, fake_jwt, jwt_claims
+from pipeline.ui import redact
+from tests.support.cloudstubs import (
+    NULL_USER,
+    AcrTokenServer,
+    CliStub,
+    fake_jwt,
+    jwt_claims,
+)
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 ACR_AUD = "https://containerregistry.azure.net"

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.ui import redact
 from pipeline.auth.cache import TokenCache
 from pipeline.auth.cloud.common import quiet_logs
 from pipeline.auth.credentials import Credentials
 from pipeline.auth.lookup import credentials_for
-from pipeline.model.config import RegistryConfig, load_config
 from pipeline.errors import ConfigError, UsageError
+from pipeline.model.config import RegistryConfig, load_config
+from pipeline.ui import redact
 
 
 @pytest.fixture(autouse=True)
@@ -438,6 +438,7 @@ def proofs_ok(monkeypatch):
         proved.append(registry.name)
         return prove_mod.Proof(True, "credentials accepted")
     monkeypatch.setattr(prove_mod, "prove", prove)
+    monkeypatch.setattr("pipeline.cli.login.prove", prove)   # where the command looks it up
     return proved
 
 

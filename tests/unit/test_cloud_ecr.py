@@ -11,13 +11,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, ecr
 from pipeline.auth.cache import TokenCache
+from pipeline.auth.cloud import CloudAuthError, ecr
 from pipeline.auth.lookup import credentials_for
+from pipeline.errors import UsageError
 from pipeline.model.config import RegistryConfig
 from pipeline.model.config.hosts import EcrHostError, parse_ecr_host
-from pipeline.errors import UsageError
+from pipeline.ui import redact
 from tests.support.cloudstubs import CliStub, MotoServer
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

@@ -11,13 +11,17 @@ import google.auth
 import google.auth.exceptions
 import pytest
 
-from pipeline.ui import redact
-from pipeline.auth.cloud import CloudAuthError, gcr
 from pipeline.auth.cache import TokenCache
+from pipeline.auth.cloud import CloudAuthError, gcr
 from pipeline.auth.lookup import credentials_for
-from pipeline.model.config import RegistryConfig
 from pipeline.errors import UsageError
-from tests.support.cloudstubs import CliStub, GoogleTokenServer, make_service_account_key
+from pipeline.model.config import RegistryConfig
+from pipeline.ui import redact
+from tests.support.cloudstubs import (
+    CliStub,
+    GoogleTokenServer,
+    make_service_account_key,
+)
 
 HOST = "europe-west1-docker.pkg.dev"
 

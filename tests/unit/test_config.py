@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import pipeline.model.tags as tags_module
+from pipeline.errors import ConfigError, TagRuleError, UsageError
 from pipeline.model.config import (
     Config,
     ImageConfig,
@@ -16,7 +17,6 @@ from pipeline.model.config import (
     check_registry_host,
     load_config,
 )
-from pipeline.errors import ConfigError, TagRuleError, UsageError
 
 SECRET_HINT = "put the secret in an environment variable and name it with password_env"
 

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 import pipeline.model.config.loader as config_module
 from pipeline.auth import envvars
-from pipeline.cli.main import cli
-from pipeline.auth.lookup import credentials_for
 from pipeline.auth.cache import TokenCache
+from pipeline.auth.lookup import credentials_for
+from pipeline.cli.main import cli
+from pipeline.errors import ConfigError, UsageError, format_errors
 from pipeline.model.config import (
     MAX_ATTEMPTS,
     MAX_CONFIG_BYTES,
@@ -24,8 +25,11 @@ from pipeline.model.config import (
     env_name_is_plausible,
     load_config,
 )
-from pipeline.errors import ConfigError, UsageError, format_errors
-from pipeline.model.tags.jsregex import JsRegexError, backtracking_problem, compile_js_regex
+from pipeline.model.tags.jsregex import (
+    JsRegexError,
+    backtracking_problem,
+    compile_js_regex,
+)
 
 BASE = """\
 image:

@@ -6,8 +6,8 @@ import stat
 import pytest
 
 from pipeline.auth import lookup as credentials
-from pipeline.ui import redact
 from pipeline.errors import UsageError
+from pipeline.ui import redact
 
 
 @pytest.fixture(autouse=True)

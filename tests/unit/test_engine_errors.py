@@ -1,8 +1,13 @@
 import pytest
 
-from pipeline.engine.client import PushAuthError, PushError, PushTransientError, classify_push_error
-from pipeline.registry.auth import parse_challenge
 from pipeline.app.sourceinfo import clean_remote_url
+from pipeline.engine.client import (
+    PushAuthError,
+    PushError,
+    PushTransientError,
+    classify_push_error,
+)
+from pipeline.registry.auth import parse_challenge
 
 
 @pytest.mark.parametrize("message, kind", [

@@ -7,13 +7,12 @@ import os
 
 import pytest
 
+from pipeline.app.fanout import PushTarget, push_local_image
 from pipeline.engine import compress
 from pipeline.errors import ReleaseError
 from pipeline.model.status import Status
-from pipeline.app.fanout import PushTarget, push_local_image
 from pipeline.registry.errors import RegistryAPIError
 from tests.support.saves import L1, L2, FakeClient, chunks, save_tar
-
 
 # -- compress ----------------------------------------------------------------------------------
 
@@ -166,6 +165,7 @@ def test_a_spool_that_cannot_be_written_is_a_release_error(tmp_path, monkeypatch
 
 def test_a_corrupt_gzip_layer_is_a_release_error(tmp_path):
     import gzip as gz
+
     from pipeline.engine.export import export_image
 
     data, image_id = save_tar([L2], layout="blobs", precompressed=True)

@@ -14,7 +14,12 @@ from pipeline.cli.main import cli
 from pipeline.errors import UsageError
 from pipeline.hosting import files
 from pipeline.hosting.compose import render_compose
-from pipeline.hosting.deploy import READ_ONLY_ENV, Deployment, RegistryOptions, plan_deployment
+from pipeline.hosting.deploy import (
+    READ_ONLY_ENV,
+    Deployment,
+    RegistryOptions,
+    plan_deployment,
+)
 
 PASSWORD = "unit-pw-9f8e7d"
 

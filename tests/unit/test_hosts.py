@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.registry.hosts import docker_allows_plain_http, is_loopback, split_host_port
+from pipeline.registry.hosts import (
+    docker_allows_plain_http,
+    is_loopback,
+    split_host_port,
+)
 
 LOOPBACK = [
     "localhost", "localhost:5000", "LOCALHOST:5000", "localhost.", "localhost.:5000",

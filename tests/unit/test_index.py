@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ReleaseError, UsageError
-from pipeline.engine.export import _ChunkReader, export_image
-from pipeline.registry.image import Blob, IndexEntry, build_index, push_image, put_by_digest
 from pipeline.app.records import check_records, make_record, read_records, write_record
+from pipeline.engine.export import _ChunkReader, export_image
+from pipeline.errors import ReleaseError, UsageError
 from pipeline.model.platforms import Platform
 from pipeline.model.status import Status
+from pipeline.registry.image import (
+    Blob,
+    IndexEntry,
+    build_index,
+    push_image,
+    put_by_digest,
+)
 from tests.support.saves import L1, L2, FakeClient, chunks, image_config, save_tar, sha
 
 ALREADY, PUSHED = Status.ALREADY, Status.PUSHED

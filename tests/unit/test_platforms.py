@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from pipeline.cli.main import cli
 from pipeline.cli.manifest import resolve_platform
-from pipeline.model.config.loader import load_config
 from pipeline.engine.client import BuildFailed, Engine
 from pipeline.errors import ConfigError, UsageError
+from pipeline.model.config.loader import load_config
 from pipeline.model.plan import format_plan, make_plan
 from pipeline.model.platforms import (
     Platform,
@@ -293,6 +293,7 @@ def test_bad_platform_config_is_located(tmp_path, extra, message, hint):
 
 def test_schema_accepts_what_the_loader_accepts():
     import re
+
     from pipeline.model.config.schema import json_schema
     image = json_schema()["properties"]["image"]["properties"]
     pattern = re.compile(image["platforms"]["items"]["pattern"])
@@ -435,8 +436,8 @@ class FakeEngine:
 
 
 def releaser(tmp_path, engine, dockerfile_text="FROM scratch\nCOPY a /a\n"):
-    from pipeline.ui.progress import PlainReporter
     from pipeline.app.release import Releaser
+    from pipeline.ui.progress import PlainReporter
 
     (tmp_path / "Dockerfile").write_text(dockerfile_text)
     image = SimpleNamespace(name="myapp", context=tmp_path, dockerfile="Dockerfile", target=None,

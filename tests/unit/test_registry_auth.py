@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ui import redact
 from pipeline.registry.auth import (
     TokenCache,
     covers,
@@ -13,6 +12,7 @@ from pipeline.registry.auth import (
     parse_challenges,
     repository_scope,
 )
+from pipeline.ui import redact
 
 
 def test_bearer_challenge_with_quoted_commas():

@@ -388,7 +388,12 @@ def test_reports_read_the_same_with_status_words_and_plain_strings():
     """JSON, the summary table, the GitHub step summary, step outputs and dotenv: a Status
     is written exactly as the string it replaced."""
     from pipeline.app.report import RefResult, Report
-    from pipeline.ci.step import dotenv_text, github_output_text, output_values, step_summary
+    from pipeline.ci.step import (
+        dotenv_text,
+        github_output_text,
+        output_values,
+        step_summary,
+    )
     from pipeline.ui.summary import format_report
 
     plan = SimpleNamespace(version=VERSION, tags=(VERSION, "latest"), latest=True)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 
-
 from pipeline.engine import spool
 
 

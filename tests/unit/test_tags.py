@@ -748,7 +748,12 @@ def test_js_regex_bad_flags():
 
 
 def test_latest_highest_votes_like_auto_and_marks_the_result():
-    from pipeline.model.tags import context_for_version, derive_tags, parse_flavor, parse_tag_rule
+    from pipeline.model.tags import (
+        context_for_version,
+        derive_tags,
+        parse_flavor,
+        parse_tag_rule,
+    )
     rules = [parse_tag_rule("type=semver,pattern={{version}}", 0)]
     stable = derive_tags(rules, parse_flavor(["latest=highest"]), context_for_version("1.9.1"))
     assert stable.tags == ["1.9.1", "latest"] and stable.latest_if_highest

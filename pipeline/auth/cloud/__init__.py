@@ -6,8 +6,8 @@ already has (an SDK's default chain, a cloud CLI's login, a CI job's variables).
 
 `credentials` raises NotConfigured when it finds nothing to log in with, CloudAuthError when
 the cloud refuses. Where the adapters come in the lookup order, and what follows when one
-finds nothing: pipeline/auth/lookup.py. An adapter module is imported on first use, and the
-cloud SDKs only inside it, never at start-up.
+finds nothing: pipeline/auth/lookup.py. An adapter module is imported on first use (a release
+to Docker Hub never loads the ECR one), and the cloud SDKs (optional extras) only when it logs in.
 """
 
 from __future__ import annotations

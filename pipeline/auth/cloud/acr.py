@@ -23,13 +23,6 @@ import json
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from pipeline.ui import redact
-from pipeline.auth.credentials import Credentials
-from pipeline.registry.auth import parse_challenge
-from pipeline.registry.errors import TRANSIENT_STATUSES, certificate_refused, short
-from pipeline.registry.retry import TOKEN_ATTEMPTS, TOKEN_MAX_DELAY, retrying
-from pipeline.registry.session import HTTPError, Session
-from pipeline.registry.tls import docker_certs_d_ca, ssl_verify
 from pipeline.auth.cloud.common import (
     CloudAuthError,
     NotConfigured,
@@ -43,6 +36,13 @@ from pipeline.auth.cloud.common import (
     utcnow,
     which,
 )
+from pipeline.auth.credentials import Credentials
+from pipeline.registry.auth import parse_challenge
+from pipeline.registry.errors import TRANSIENT_STATUSES, certificate_refused, short
+from pipeline.registry.retry import TOKEN_ATTEMPTS, TOKEN_MAX_DELAY, retrying
+from pipeline.registry.session import HTTPError, Session
+from pipeline.registry.tls import docker_certs_d_ca, ssl_verify
+from pipeline.ui import redact
 
 NULL_USER = "00000000-0000-0000-0000-000000000000"
 ACR_SCOPE = "https://containerregistry.azure.net/.default"
@@ -108,7 +108,8 @@ def _audience(scope: str) -> str:
 def _token_source(env):
     try:
         # optional SDK (extra [azure]): imported here, to see whether it is installed
-        import azure.identity  # noqa: F401
+        # lazy: optional extra [azure]
+        import azure.identity  # noqa: F401 (is it installed?)
     except ImportError:
         if which("az", env):
             return _az_cli
@@ -119,6 +120,7 @@ def _token_source(env):
 
 def _azure_identity(registry, scope: str, env) -> tuple[str, str | None, str | None]:
     # optional SDK (extra [azure]): imported only when an acr registry uses it
+    # lazy: optional extra [azure]
     from azure.core.exceptions import ClientAuthenticationError
     from azure.identity import CredentialUnavailableError, DefaultAzureCredential
 

@@ -17,8 +17,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
-from pipeline.ui import redact
 from pipeline.errors import ReleaseError
+from pipeline.ui import redact
 
 CLI_TIMEOUT = 60.0
 

@@ -6,10 +6,10 @@ when both are set, else the Docker config (`https://index.docker.io/v1/`), else 
 
 from __future__ import annotations
 
-from pipeline.ui import redact
+from pipeline.auth.cloud.common import NotConfigured
 from pipeline.auth.credentials import Credentials
 from pipeline.errors import UsageError
-from pipeline.auth.cloud.common import NotConfigured
+from pipeline.ui import redact
 
 USERNAME_ENV = "DOCKERHUB_USERNAME"
 PASSWORD_ENV = "DOCKERHUB_TOKEN"

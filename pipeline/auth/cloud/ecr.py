@@ -21,10 +21,6 @@ import binascii
 import json
 import sys
 
-from pipeline.ui import redact
-from pipeline.auth.credentials import Credentials
-from pipeline.errors import UsageError
-from pipeline.model.config.hosts import EcrHost, EcrHostError, parse_ecr_host
 from pipeline.auth.cloud.common import (
     CloudAuthError,
     NotConfigured,
@@ -35,6 +31,10 @@ from pipeline.auth.cloud.common import (
     run_cli,
     which,
 )
+from pipeline.auth.credentials import Credentials
+from pipeline.errors import UsageError
+from pipeline.model.config.hosts import EcrHost, EcrHostError, parse_ecr_host
+from pipeline.ui import redact
 
 USERNAME = "AWS"
 TOKEN_HOURS = 12
@@ -67,8 +67,9 @@ def host_info(registry) -> EcrHost:
 def _boto3():
     try:
         # optional SDK (extra [aws]): imported here, to see whether it is installed
-        import boto3  # noqa: F401
-        import botocore  # noqa: F401
+        # lazy: optional extra [aws]
+        import boto3
+        import botocore  # noqa: F401 (is it installed?)
     except ImportError:
         return None
     return boto3
@@ -77,6 +78,7 @@ def _boto3():
 def make_client(session, service: str, info: EcrHost):
     """The boto3 client for `service` in the registry's region (tests replace this)."""
     # optional SDK (extra [aws]): imported only when an ECR registry uses it
+    # lazy: optional extra [aws]
     from botocore.config import Config
 
     options = {"region_name": info.region, "connect_timeout": 10, "read_timeout": 30,
@@ -89,6 +91,7 @@ def make_client(session, service: str, info: EcrHost):
 
 def _session(boto3, registry, info: EcrHost):
     # optional SDK (extra [aws]): imported only when an ECR registry uses it
+    # lazy: optional extra [aws]
     import botocore.exceptions as bex
 
     try:
@@ -117,6 +120,7 @@ def _session(boto3, registry, info: EcrHost):
 
 def _via_boto3(boto3, registry, info: EcrHost) -> Credentials:
     # optional SDK (extra [aws]): imported only when an ECR registry uses it
+    # lazy: optional extra [aws]
     import botocore.exceptions as bex
 
     session = _session(boto3, registry, info)
@@ -172,6 +176,7 @@ _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 def _aws_error(exc, registry, info: EcrHost, action: str) -> Exception:
     # optional SDK (extra [aws]): imported only when an ECR registry uses it
+    # lazy: optional extra [aws]
     import botocore.exceptions as bex
 
     where = f"registry '{registry.name}' ({info.region})"
@@ -288,6 +293,7 @@ def _registry_id(info: EcrHost) -> dict:
 
 def _create_boto3(boto3, registry, info: EcrHost) -> bool:
     # optional SDK (extra [aws]): imported only when an ECR registry uses it
+    # lazy: optional extra [aws]
     import botocore.exceptions as bex
 
     client = make_client(_session(boto3, registry, info), info.service, info)

@@ -20,10 +20,6 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.ui import redact
-from pipeline.auth.credentials import Credentials
-from pipeline.errors import UsageError
-from pipeline.registry.session import HTTPError, Session
 from pipeline.auth.cloud.common import (
     CliFailed,
     CloudAuthError,
@@ -36,6 +32,10 @@ from pipeline.auth.cloud.common import (
     summarise_body,
     which,
 )
+from pipeline.auth.credentials import Credentials
+from pipeline.errors import UsageError
+from pipeline.registry.session import HTTPError, Session
+from pipeline.ui import redact
 
 TOKEN_USER = "oauth2accesstoken"
 KEY_USER = "_json_key"
@@ -84,8 +84,9 @@ def _resolve(registry, env) -> Credentials:
 def _google():
     try:
         # optional SDK (extra [gcp]): imported here, to see whether it is installed
-        import google.auth  # noqa: F401
-        import google.auth.transport  # noqa: F401
+        # lazy: optional extra [gcp]
+        import google.auth
+        import google.auth.transport
     except ImportError:
         return None
     return google.auth
@@ -95,6 +96,7 @@ def _google_request(session: Session):
     """google-auth's transport, over our HTTP session: the proxies and CAs (REQUESTS_CA_BUNDLE,
     SSL_CERT_FILE) of every other request we make, without google-auth's requests extra."""
     # optional SDK (extra [gcp]): imported only when a gcr registry uses it
+    # lazy: optional extra [gcp]
     import google.auth.exceptions as gex
     from google.auth import transport
 
@@ -134,6 +136,7 @@ def _register_key_file(path: str | None) -> None:
 
 def _via_google_auth(registry, env) -> Credentials:
     # optional SDK (extra [gcp]): imported only when a gcr registry uses it
+    # lazy: optional extra [gcp]
     import google.auth
     import google.auth.exceptions as gex
 

@@ -9,9 +9,9 @@ anonymous.
 
 from __future__ import annotations
 
-from pipeline.ui import redact
-from pipeline.auth.credentials import Credentials
 from pipeline.auth.cloud.common import NotConfigured
+from pipeline.auth.credentials import Credentials
+from pipeline.ui import redact
 
 HINT = ("in GitLab CI the job's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD are used; elsewhere run "
         "`docker login <registry>` with a token that has read_registry and write_registry, or "

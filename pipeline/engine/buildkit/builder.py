@@ -12,10 +12,16 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pipeline.ui import redact
+from pipeline.auth import lookup as credentials
+from pipeline.engine.buildkit.cli_build import build_via_cli, find_cli
+from pipeline.engine.buildkit.dockerfile import base_images
+from pipeline.engine.buildkit.engine_build import BuildKitFailed, build_via_engine
 from pipeline.errors import UsageError
-from pipeline.model.build_route import BUILDX, CLASSIC, ENGINE, Route, choose_route
 from pipeline.model.build_options import CacheEntry
+from pipeline.model.build_route import BUILDX, CLASSIC, ENGINE, Route, choose_route
+from pipeline.registry.client import RegistryClient
+from pipeline.registry.reference import parse_reference
+from pipeline.ui import redact
 
 
 class ImageBuilder:
@@ -46,7 +52,6 @@ class ImageBuilder:
         needs_cli = image.builder != "classic" and (image.secrets or any(e.needs_buildx for e in entries))
         cli = None
         if needs_cli:
-            from pipeline.engine.buildkit.cli_build import find_cli
             cli = (self._find_cli or (lambda: find_cli(self.env)))()
         version = self.engine.version() if image.builder != "classic" else {}
         route = choose_route(image.builder, engine_version=version, secrets=bool(image.secrets),
@@ -88,7 +93,6 @@ class ImageBuilder:
             if entry.type != "image":
                 usable.append(entry)
                 continue
-            from pipeline.registry.reference import parse_reference
             ref = parse_reference(entry.ref)
             try:
                 client, creds = self.registry_for(ref.host)
@@ -123,8 +127,6 @@ class ImageBuilder:
         has no session to ask for them ("no active sessions"), and looks for local images
         first. Anonymous bases are left to BuildKit; a failed pull is a warning (the build
         then says why it cannot load the base)."""
-        from pipeline.registry.reference import parse_reference
-        from pipeline.engine.buildkit.dockerfile import base_images
         image = self.image
         for base in base_images(Path(image.context, image.dockerfile), image.build_args):
             if (base, platform) in self._bases_done:
@@ -149,8 +151,6 @@ class ImageBuilder:
                                       f"({_first_line(exc)})")
 
     def registry_from_docker_config(self, host: str):
-        from pipeline.auth import lookup as credentials
-        from pipeline.registry.client import RegistryClient
         creds = credentials.resolve(host, host, None, None, self.env)
         return RegistryClient(host, creds, retry_attempts=2), creds
 
@@ -176,15 +176,12 @@ class ImageBuilder:
                                      dockerfile=image.dockerfile, tag=tag,
                                      build_args=image.build_args, target=image.target,
                                      labels=labels, **extra)
-        from pipeline.engine.buildkit.engine_build import BuildKitFailed
         earlier = self.engine.inspect(tag)
         try:
             if route.way == ENGINE:
-                from pipeline.engine.buildkit.engine_build import build_via_engine
                 image_id = build_via_engine(self.engine.api, cache_from=refs, on_line=on_line,
                                             dockerfile_shown=image.dockerfile, **common)
             else:
-                from pipeline.engine.buildkit.cli_build import build_via_cli
                 entries = list(self.cache_from) + [CacheEntry(r, "image", r)
                                                    for r in cache_from or ()]
                 image_id = build_via_cli(route.cli, route.way, secrets=image.secrets,

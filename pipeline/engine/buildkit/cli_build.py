@@ -24,10 +24,13 @@ import threading
 from pathlib import Path
 from typing import Callable, Mapping
 
-from pipeline.ui import redact
+from pipeline.engine.buildkit.engine_build import BuildKitFailed
+from pipeline.engine.buildkit.failure import describe_failure
+from pipeline.engine.buildkit.plainlog import PlainLogParser
+from pipeline.engine.buildkit.steps import StepTracker
 from pipeline.errors import ReleaseError
 from pipeline.model.build_route import BUILDX, DockerCli
-from pipeline.engine.buildkit.engine_build import BuildKitFailed
+from pipeline.ui import redact
 
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker")
 DEFAULT_HOST = "unix:///var/run/docker.sock"      # docker-py's default, as Engine() uses
@@ -117,9 +120,6 @@ def build_via_cli(cli: DockerCli, way: str, *, context: Path, dockerfile: str, t
                   platform: str | None = None, secrets=(), cache_from=(), cache_to=(),
                   nocache: bool = False, on_line: Callable[[str], None] = lambda line: None,
                   env: Mapping[str, str] | None = None, dockerfile_shown: str | None = None) -> str:
-    from pipeline.engine.buildkit.failure import describe_failure
-    from pipeline.engine.buildkit.plainlog import PlainLogParser
-    from pipeline.engine.buildkit.steps import StepTracker
 
     run_env = cli_env(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix=f"release-build-{os.getpid()}-") as tmp:

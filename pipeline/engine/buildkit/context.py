@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from docker.utils.build import exclude_paths
-
 from pipeline.errors import UsageError
 
 OUTSIDE_DOCKERFILE = ".release.Dockerfile"   # where a Dockerfile from outside the context goes
@@ -99,6 +97,8 @@ def prepare_context(context: Path, dockerfile: str) -> Context:
     context = Path(context)
     patterns, source = ignore_patterns(context, dockerfile)
     inside = _inside(context, dockerfile)
+    # lazy: docker-py takes ~0.2 s to import; only a build needs its .dockerignore matcher
+    from docker.utils.build import exclude_paths
     try:
         # the Dockerfile always goes in, even when a pattern matches it (as with the CLI)
         paths = sorted(exclude_paths(str(context), patterns,

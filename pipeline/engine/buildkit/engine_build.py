@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from pipeline.ui import redact
-from pipeline.engine.client import BuildFailed, stream_error
 from pipeline.engine.buildkit.context import prepare_context
-
+from pipeline.engine.buildkit.failure import describe_failure
+from pipeline.engine.buildkit.steps import StepTracker
+from pipeline.engine.buildkit.trace import TraceDecodeError, decode_aux
+from pipeline.engine.client import BuildFailed, stream_error
+from pipeline.ui import redact
 
 SESSION_HINT = ("a step mounts a secret (or an SSH agent) that release.yml does not list: add it "
                 "to image.secrets, e.g. secrets: [{id: ID, env: VAR}], so the build runs "
@@ -45,10 +47,8 @@ def build_via_engine(api, *, context: Path, dockerfile: str, tag: str, build_arg
                      on_line: Callable[[str], None] = lambda line: None,
                      dockerfile_shown: str | None = None) -> str:
     """Build, tag `tag`, return the image id. BuildKitFailed names the failing step."""
+    # lazy: docker-py takes ~0.2 s to import; only engine calls need it
     from docker.errors import APIError
-    from pipeline.engine.buildkit.steps import StepTracker
-    from pipeline.engine.buildkit.trace import TraceDecodeError, decode_aux
-    from pipeline.engine.buildkit.failure import describe_failure
 
     source = prepare_context(context, dockerfile)      # unreadable files: exit 2, nothing sent
     params = {

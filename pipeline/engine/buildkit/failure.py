@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.engine.buildkit.dockerfile import locate_step
 from pipeline.ui import redact
 
 
 def describe_failure(dockerfile: Path, error: str, failure, shown: str | None = None) -> str:
     """`failure` is steps.StepFailure (or None when no step failed, e.g. a parse error);
     `shown` is how to name the Dockerfile (as the user wrote it)."""
-    from pipeline.engine.buildkit.dockerfile import locate_step
 
     name = shown or Path(dockerfile).name
     error = redact.redact(" ".join(error.split()) if "\n" not in error.strip() else error.strip())

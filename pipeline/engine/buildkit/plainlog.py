@@ -44,7 +44,12 @@ import re
 import time
 from typing import Callable
 
-from pipeline.engine.buildkit.trace import StatusResponse, Vertex, VertexLog, VertexStatus
+from pipeline.engine.buildkit.trace import (
+    StatusResponse,
+    Vertex,
+    VertexLog,
+    VertexStatus,
+)
 
 _LINE = re.compile(r"^#(?P<n>\d+) ?(?P<rest>.*)$", re.DOTALL)
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

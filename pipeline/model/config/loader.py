@@ -28,7 +28,6 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from pipeline.model.install_spec import parse_spec
 from pipeline.errors import ConfigError, TagRuleError, ValueProblem
 from pipeline.model.config.checks import (
     ENV_KEY_HINTS,
@@ -77,6 +76,7 @@ from pipeline.model.config.yamlpos import (
     yaml_hint,
     yaml_message,
 )
+from pipeline.model.install_spec import parse_spec
 from pipeline.model.tags import (
     DEFAULT_FLAVOR_LINES,
     DEFAULT_TAG_LINES,

@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING, Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pipeline.model.config.checks import REQUIRED_HINTS, did_you_mean, unknown_key_hint
-from pipeline.model.config.hosts import EcrHostError, check_registry_host, parse_ecr_host
+from pipeline.model.config.hosts import (
+    EcrHostError,
+    check_registry_host,
+    parse_ecr_host,
+)
 from pipeline.model.config.keys import (
     AWS_REGION_PATTERN,
     DEFAULT_REGISTRY_HOSTS,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pipeline.model.config import keys as c
 from pipeline.model import build_options
+from pipeline.model.config import keys as c
 from pipeline.model.platforms import PLATFORM_PATTERN
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"

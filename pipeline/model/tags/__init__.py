@@ -14,7 +14,12 @@ Public API (implemented in the submodules, re-exported here):
     TagResult(version: str | None, tags: list[str], latest: bool)
 """
 
-from pipeline.model.tags.context import TagContext, context_for_version, resolve_context, run_git
+from pipeline.model.tags.context import (
+    TagContext,
+    context_for_version,
+    resolve_context,
+    run_git,
+)
 from pipeline.model.tags.derive import (
     TagResult,
     derive_tags,

@@ -8,6 +8,7 @@ that everything but `run_git` stays free of I/O.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -62,7 +63,6 @@ def context_for_version(version: str, sha: str | None = None, default_branch: st
 def run_git(args: list[str], cwd: str | os.PathLike[str] | None = None) -> str | None:
     """`git ARGS` in `cwd`: stripped stdout, or None when git is missing or the command fails."""
     try:
-        import subprocess
         proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
                               timeout=30, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):

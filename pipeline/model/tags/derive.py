@@ -12,26 +12,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.errors import TagRuleError, UsageError
-
 from pipeline.model.tags.context import TagContext
+from pipeline.model.tags.jsregex import compile_js_regex as compile_js
+from pipeline.model.tags.pep440 import normalize_pep440 as normalize
+from pipeline.model.tags.pep440 import parse_pep440 as parse
 from pipeline.model.tags.rules import Flavor, TagRule
 from pipeline.model.tags.semver import SemVer, parse_semver
 from pipeline.model.tags.template import TemplateError, is_raw_statement, render
 
+
 # PEP 440 and JavaScript-regex support load on first use: most release.yml files use
 # neither, and every `release` run pays for what is imported here.
 def parse_pep440(text: str):
-    from pipeline.model.tags.pep440 import parse_pep440 as parse
     return parse(text)
 
 
 def normalize_pep440(text: str):
-    from pipeline.model.tags.pep440 import normalize_pep440 as normalize
     return normalize(text)
 
 
 def compile_js_regex(pattern: str):
-    from pipeline.model.tags.jsregex import compile_js_regex as compile_js
     return compile_js(pattern)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipeline.errors import TagRuleError
-
+from pipeline.model.tags.jsregex import JsRegexError, compile_js_regex
 from pipeline.model.tags.template import TemplateError, check_template, parse_template
 
 DEFAULT_TAG_LINES = [
@@ -242,7 +242,6 @@ def parse_tag_rule(line: str, index: int = 0) -> TagRule:
     regexes = ([attrs["pattern"]] if rule_type == "match" else []) + \
         ([attrs["match"]] if rule_type in ("semver", "pep440") and attrs.get("match") else [])
     if regexes:
-        from pipeline.model.tags.jsregex import JsRegexError, compile_js_regex   # loaded only when a rule has one
         try:
             for source in regexes:
                 compile_js_regex(source)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Union
 
+from pipeline.model.tags.moment import MomentFormatError, format_moment
 
 DATE_HELPERS = ("date", "commit_date")
 
@@ -225,7 +226,7 @@ def is_raw_statement(pattern: str) -> bool:
 
 
 def _zone(name: str):
-    import zoneinfo                 # only date templates need it
+    import zoneinfo  # only date templates need it
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -274,7 +275,6 @@ def check_template(tpl: Template, values: Mapping[str, object] | set[str] | froz
         if dates and node.name in DATE_HELPERS:
             fmt, tz = _check_date_call(node, dict.fromkeys(allowed))
             try:  # surface unsupported format tokens and zones when the rule is read
-                from pipeline.model.tags.moment import MomentFormatError, format_moment
                 format_moment(datetime(2000, 1, 1, tzinfo=_zone(tz)), fmt)
             except MomentFormatError as exc:
                 raise TemplateError(f"{node.source!r}: {exc}") from None
@@ -310,7 +310,6 @@ def render(template: str | Template, values: Mapping[str, Value],
             if when.tzinfo is None:
                 when = when.replace(tzinfo=timezone.utc)
             try:
-                from pipeline.model.tags.moment import MomentFormatError, format_moment
                 text = format_moment(when.astimezone(_zone(tz)), fmt)
             except MomentFormatError as exc:
                 raise TemplateError(f"{node.source!r}: {exc}") from None
