@@ -64,8 +64,22 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fanout import (INVALID, OK, REPO_ROOT, REPOSITORY, BenchError, Engine, Figure,  # noqa: E402
-                    Registry, log, run, run_bench, start_registries, sync, tail)
+from fanout import (  # noqa: E402
+    INVALID,
+    OK,
+    REPO_ROOT,
+    REPOSITORY,
+    BenchError,
+    Engine,
+    Figure,
+    Registry,
+    log,
+    run,
+    run_bench,
+    start_registries,
+    sync,
+    tail,
+)
 
 STEP_TIMEOUT = 600
 MB = 1024 * 1024
