@@ -6,7 +6,7 @@ GHCR, ACR, distribution with `auth: token`). Bearer tokens are cached per set
 of scopes, with their expiry; a cached token whose scopes cover a request's
 scopes is reused (a `pull,push` token serves a later `pull`).
 
-Token fetch (distribution token spec, research §3.3):
+Token fetch (the distribution token specification):
   * identity token (config.json `identitytoken`, ACR): POST the realm with the
     OAuth2 refresh-token grant; a 404 falls back to GET.
   * username/password: GET the realm with Basic auth and `scope` parameters.

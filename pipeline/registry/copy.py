@@ -1,6 +1,6 @@
 """Copy an image (or a whole index) between repositories/registries, and add tags cheaply.
 
-copy_image (research §1.5, what crane/regclient/skopeo do):
+copy_image (what crane, regclient and skopeo do):
   1. GET the source manifest once (exact bytes); for an index/list, every child
      manifest by digest, recursively.
   2. Every blob (config + layers, de-duplicated; non-distributable layers skipped):

@@ -11,7 +11,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 # All four in every Accept (no q= values): with only the single-image types, registries
-# may answer an index request with one platform's manifest (research §1.5).
+# may answer an index request with one platform's manifest.
 MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(MANIFEST_TYPES)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
