@@ -306,6 +306,14 @@ class Session:
 
 def _proxy_manager(proxy: str, kw: dict) -> urllib3.ProxyManager:
     parts = urlsplit(proxy)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if not parts.hostname or not port_ok:
+        # never the URL itself: it may carry the proxy's password
+        raise HTTPError("invalid proxy URL in the proxy environment variables (a host and a "
+                        "port from 1 to 65535 are needed)")
     headers = None
     if parts.username is not None or parts.password is not None:
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
@@ -315,6 +323,8 @@ def _proxy_manager(proxy: str, kw: dict) -> urllib3.ProxyManager:
     except urllib3.exceptions.ProxySchemeUnknown:
         raise HTTPError(f"unsupported proxy scheme {parts.scheme}:// in the proxy environment "
                         "variables (http:// and https:// proxies are supported)") from None
+    except urllib3.exceptions.LocationValueError:   # its text holds the URL: not shown
+        raise HTTPError("invalid proxy URL in the proxy environment variables") from None
 
 
 def _body(data, hdrs) -> tuple:

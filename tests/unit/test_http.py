@@ -761,3 +761,11 @@ def test_response_helper_and_case_insensitive_headers():
     assert list(r.iter_content(5)) == [b'{"err', b'ors":', b' []}']
     assert not r.ok
     r.close()
+
+
+def test_a_proxy_url_with_a_bad_port_is_refused_without_its_password(monkeypatch):
+    from pipeline.registry.session import HTTPError, Session
+    monkeypatch.setenv("HTTPS_PROXY", "http://bob:Sup3rS3cret@proxy.invalid:99999")
+    with pytest.raises(HTTPError) as info:
+        Session().request("GET", "https://registry.example.com/v2/")
+    assert "Sup3rS3cret" not in str(info.value) and "invalid proxy URL" in str(info.value)
