@@ -15,6 +15,10 @@ layers at a time, not the whole image.
 A registry that fails is reported and left out while the others go on; the release
 flow applies the all-or-nothing rule for floating tags. Blobs already uploaded to a
 registry that then failed are harmless: no manifest refers to them.
+
+Each outcome counts what went to its registry: the blob bytes of the upload bodies as they
+went out (registry/upload.py's Tally; the manifest not included), the blobs sent and the
+blobs it already had; the same counts go to the ledger of the run step, if one is open.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pipeline.engine.export import export_image
 from pipeline.model.status import Status
 from pipeline.registry.errors import RegistryAPIError
 from pipeline.registry.image import Blob, PlatformImage
+from pipeline.registry.upload import Tally, metered, tally_for
 
 
 @dataclass
@@ -48,6 +53,8 @@ class PushOutcome:
     seconds: float = 0.0
     blobs_sent: int = 0
     blobs_present: int = 0
+    blobs_mounted: int = 0          # always 0 here: there is no other repository to mount from
+    bytes_sent: int = 0             # blob upload bodies (every attempt), manifest not included
 
 
 @dataclass
@@ -56,6 +63,14 @@ class _State:
     outcome: PushOutcome = field(default_factory=PushOutcome)
     futures: list[Future] = field(default_factory=list)
     failed: RegistryAPIError | None = None
+    tally: Tally = field(default_factory=Tally)       # this push's traffic to the target
+
+    def settle(self, ledger_tally: Tally) -> None:
+        """The counts into the outcome, and into the run step's ledger."""
+        counts = self.tally.to_dict()
+        for name, value in counts.items():
+            setattr(self.outcome, name, value)
+        ledger_tally.add(**counts)
 
 
 def _send(state: _State, blob: Blob, lock: threading.Lock, on_blob, done) -> None:
@@ -71,11 +86,11 @@ def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
     t = state.target
     try:
         if t.client.head_blob(t.repository, blob.digest) is not None:
-            with lock:
-                state.outcome.blobs_present += 1
+            state.tally.add(blobs_present=1)
             on_blob(t.name, blob, Status.ALREADY)
             return
-        t.client.upload_blob(t.repository, blob.digest, blob.size, blob.source())
+        with metered(state.tally):          # the body bytes, counted as they go out
+            t.client.upload_blob(t.repository, blob.digest, blob.size, blob.source())
     except RegistryAPIError as exc:
         with lock:
             state.failed = state.failed or exc
@@ -83,8 +98,7 @@ def _send_one(state: _State, blob: Blob, lock: threading.Lock, on_blob) -> None:
         if abandon is not None:     # the blobs still retrying against it stop too
             abandon(exc)
         return
-    with lock:
-        state.outcome.blobs_sent += 1
+    state.tally.add(blobs_sent=1)
     on_blob(t.name, blob, Status.PUSHED)
 
 
@@ -104,6 +118,7 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
     start = time.monotonic()
     lock = threading.Lock()
     states = [_State(t) for t in targets]
+    ledger = [tally_for(t.client) for t in targets]     # the run step's, read in this thread
     sent: set[str] = set()
     waiting: dict[str, int] = {}              # digest -> registries still sending it
     # At most `jobs` blobs in flight: the export waits for the uploads (and the disk holds
@@ -161,6 +176,10 @@ def push_local_image(export: Iterable[bytes], targets: list[PushTarget], workdir
         for s in states:
             s.failed = s.failed or RegistryAPIError("cancelled")
         pool.shutdown(wait=False, cancel_futures=True)
+        for s, recorded in zip(states, ledger):
+            s.settle(recorded)              # what went out so far
         raise
     pool.shutdown(wait=True)
+    for s, recorded in zip(states, ledger):
+        s.settle(recorded)
     return image, {s.target.name: s.outcome for s in states}

@@ -7,10 +7,15 @@ through the registry API (same digest). A released version is never replaced: a 
 whose tag holds another image stops the release before anything is pushed anywhere, unless
 --force (or `immutable: false` on that registry). Only when every registry holds the tag
 does the release go on to the floating tags (floating.py).
+
+What each registry is sent on the way is recorded (registry/upload.py's Ledger: the fan-out,
+the platform pushes and the copies add to it) into `report.transfers`; a registry that the
+first push reached without recording anything was pushed by the engine: not measured.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -22,6 +27,7 @@ from pipeline.model.plan import Target
 from pipeline.model.status import HELD, Status
 from pipeline.registry.copy import copy_image
 from pipeline.registry.errors import RegistryAPIError
+from pipeline.registry.upload import Tally, recording
 
 
 class ImmutableVersionError(ReleaseError):
@@ -48,32 +54,10 @@ def distribute(run: RunState, report: Report, targets: list[Target], *, known: s
                 existing = dict(zip(existing, pool.map(
                     lambda t: remote_digest(run, t, t.immutable), targets)))
     existing = check_immutable(run, report, targets, existing, known)
-    results: dict[str, RefResult] = {}
-    for t in targets:
-        if existing.get(t.registry) and existing[t.registry] in known:
-            results[t.registry] = RefResult(t.registry, t.ref(t.immutable), Status.ALREADY,
-                                            existing[t.registry])
-            run.reporter.push_done(t.registry, t.ref(t.immutable), Status.ALREADY,
-                                   existing[t.registry])
-    source = next((t for t in targets if t.registry in results), None)
-    if source is None and push_all is not None:
-        pushed = push_all(targets)
-        if pushed is not None:
-            results.update(pushed)
-            source = next((t for t in targets if results[t.registry].status == Status.PUSHED), None)
-            first_push = None               # a registry failure: the engine would fail too
-    if source is None and first_push is not None:
-        for t in targets:           # push through the engine once, to the first that takes it
-            results[t.registry] = first_push(t)
-            if results[t.registry].status == Status.PUSHED:
-                source = t
-                break
-    if source is not None:
-        digest = results[source.registry].digest
-        rest = [t for t in targets if t.registry not in results]
-        with ThreadPoolExecutor(max_workers=run.jobs) as pool:
-            for r in pool.map(lambda t: copy_to(run, source, digest, t), rest):
-                results[r.registry] = r
+    with recording() as ledger:
+        results, source, first = _put_everywhere(run, targets, existing, known, first_push,
+                                                 push_all)
+    report.transfers.update(_transfers(run, targets, ledger, first))
     report.results.extend(results.get(t.registry) or RefResult(t.registry, t.ref(t.immutable))
                           for t in targets)
     failed = [t.registry for t in targets if results.get(t.registry) is None
@@ -89,6 +73,62 @@ def distribute(run: RunState, report: Report, targets: list[Target], *, known: s
         return None
     report.digest = digests.pop()
     return source
+
+
+def _put_everywhere(run: RunState, targets: list[Target], existing: dict, known: set[str],
+                    first_push, push_all):
+    """Step 2 itself, inside the caller's ledger: (registry -> RefResult, the source target or
+    None, registry -> the tally its first push recorded, None when it recorded nothing)."""
+    results: dict[str, RefResult] = {}
+    first: dict[str, Tally | None] = {}
+    for t in targets:
+        if existing.get(t.registry) and existing[t.registry] in known:
+            results[t.registry] = RefResult(t.registry, t.ref(t.immutable), Status.ALREADY,
+                                            existing[t.registry])
+            run.reporter.push_done(t.registry, t.ref(t.immutable), Status.ALREADY,
+                                   existing[t.registry])
+    source = next((t for t in targets if t.registry in results), None)
+    if source is None and push_all is not None:
+        pushed = push_all(targets)
+        if pushed is not None:
+            results.update(pushed)
+            source = next((t for t in targets if results[t.registry].status == Status.PUSHED), None)
+            first_push = None               # a registry failure: the engine would fail too
+    if source is None and first_push is not None:
+        for t in targets:           # push through the engine once, to the first that takes it
+            with recording() as own:        # the engine's `docker push` records nothing
+                results[t.registry] = first_push(t)
+            first[t.registry] = own.get(run.client(t.registry))
+            if results[t.registry].status == Status.PUSHED:
+                source = t
+                break
+    if source is not None:
+        digest = results[source.registry].digest
+        rest = [t for t in targets if t.registry not in results]
+        with ThreadPoolExecutor(max_workers=run.jobs) as pool:
+            # each copy records into this thread's ledger: it runs in a copy of the context
+            futures = [pool.submit(contextvars.copy_context().run, copy_to, run, source, digest, t)
+                       for t in rest]
+            for f in futures:
+                r = f.result()
+                results[r.registry] = r
+    return results, source, first
+
+
+def _transfers(run: RunState, targets: list[Target], ledger, first: dict) -> dict:
+    """Registry -> its Tally for this step (zero when nothing went there), or None when its
+    first push recorded nothing: the engine pushed it, what it sent is not known."""
+    out: dict[str, Tally | None] = {}
+    for t in targets:
+        if t.registry in first and first[t.registry] is None:
+            out[t.registry] = None
+            continue
+        total = Tally()
+        for part in (ledger.get(run.client(t.registry)), first.get(t.registry)):
+            if part is not None:
+                total.add(**part.to_dict())
+        out[t.registry] = total
+    return out
 
 
 def check_immutable(run: RunState, report: Report, targets: list[Target], existing: dict,

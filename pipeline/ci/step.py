@@ -21,6 +21,7 @@ from typing import Mapping
 from pipeline.errors import UsageError
 from pipeline.model.status import HELD
 from pipeline.ui.redact import redact
+from pipeline.ui.summary import describe_sent
 
 SUMMARY_LIMIT = 900_000                # GitHub rejects a step summary over 1 MiB
 
@@ -120,6 +121,11 @@ def step_summary(report) -> str:
         digest = f"`{_cell(r.digest)}`" if r.digest else "-"
         lines.append(f"| {_cell(r.registry)} | `{_cell(r.ref)}` | {digest} | {_cell(r.status)} |")
     lines.append("")
+    sent = report.sent() if hasattr(report, "sent") else {}
+    if sent:
+        lines.append("Sent (blob bytes, manifests not counted):")
+        lines += [f"- {_cell(name)}: {_cell(describe_sent(counts))}" for name, counts in sent.items()]
+        lines.append("")
     if report.ok:
         lines.append(f"Released **{version}**: {len(report.results)} references, "
                      f"digest `{_cell(report.digest or '-')}`.")

@@ -10,6 +10,8 @@ copy_image (what crane, regclient and skopeo do):
   3. PUT child manifests by digest (bottom-up), then the top manifest by digest,
      then each tag with the same bytes: HEAD first, skip when it already has the digest.
   The destination digest is therefore identical to the source digest.
+  What went to the destination (bytes of the upload bodies, blobs copied / mounted / already
+  there) is in the CopyResult and in the destination's tally of the open ledger (upload.py).
 
 tag_image: one GET (or the bytes you already have), then per tag HEAD + PUT; no blob traffic.
 """
@@ -33,6 +35,7 @@ from pipeline.registry.manifest import (
     parse_manifest,
 )
 from pipeline.registry.reference import validate_tag
+from pipeline.registry.upload import Tally, metered, tally_for
 
 MAX_DEPTH = 4
 
@@ -44,7 +47,8 @@ class CopyResult:
     blobs_copied: int = 0
     blobs_mounted: int = 0
     blobs_skipped: int = 0
-    bytes_copied: int = 0
+    bytes_copied: int = 0              # the sizes of the blobs copied
+    bytes_sent: int = 0                # the upload bodies as they went out (every attempt)
     manifests_pushed: int = 0          # child + top manifests PUT by digest
     manifests_skipped: int = 0         # ... already present at the destination
     tags: dict[str, Status] = field(default_factory=dict)   # tag -> PUSHED | ALREADY
@@ -60,12 +64,18 @@ class _Tree:
 def copy_image(src: RegistryClient, src_repo: str, src_ref: str, dst: RegistryClient,
                dst_repo: str, *, tags=(), jobs: int = 4) -> CopyResult:
     tags = [validate_tag(t) for t in tags]
+    recorded = tally_for(dst)           # in the caller's thread: the ledger of its context
     body, info = src.get_manifest(src_repo, src_ref)
     tree = _Tree()
     _collect(src, src_repo, body, info, tree, depth=0)
     result = CopyResult(info.digest, info.media_type)
 
-    _copy_blobs(src, src_repo, dst, dst_repo, list(tree.blobs.values()), result, jobs)
+    tally = Tally()
+    try:
+        _copy_blobs(src, src_repo, dst, dst_repo, list(tree.blobs.values()), result, jobs, tally)
+    finally:
+        result.bytes_sent = tally.bytes_sent
+        recorded.add(**tally.to_dict())
 
     for digest, manifest_body, media_type in tree.manifests:      # the top one comes last
         existing = dst.head_manifest(dst_repo, digest)
@@ -90,6 +100,7 @@ def tag_image(client: RegistryClient, repository: str, digest_or_manifest: str |
     `current` (tag -> digest, None for absent): what the caller just read; those tags
     are not asked again."""
     tags = [validate_tag(t) for t in tags]
+    tally_for(client)           # recorded: no blob went to this registry
     if isinstance(digest_or_manifest, (bytes, bytearray)):
         body = bytes(digest_or_manifest)
         try:
@@ -133,7 +144,7 @@ def _collect(src: RegistryClient, repo: str, body: bytes, info: ManifestInfo, tr
 
 
 def _copy_blobs(src, src_repo, dst, dst_repo, blobs: list[Descriptor], result: CopyResult,
-                jobs: int) -> None:
+                jobs: int, tally: Tally) -> None:
     if not blobs:
         return
     same_registry = src.registry_key == dst.registry_key
@@ -141,16 +152,19 @@ def _copy_blobs(src, src_repo, dst, dst_repo, blobs: list[Descriptor], result: C
 
     def one(blob: Descriptor) -> None:
         # Slots on both hosts, in a fixed order, for the whole transfer (limits.py).
-        with LIMITER.hold(src.api_host, dst.api_host):
+        with LIMITER.hold(src.api_host, dst.api_host), metered(tally):
             outcome = _copy_blob(src, src_repo, dst, dst_repo, blob, same_registry)
         with lock:
             if outcome == Status.SKIPPED:
                 result.blobs_skipped += 1
+                tally.add(blobs_present=1)
             elif outcome == Status.MOUNTED:
                 result.blobs_mounted += 1
+                tally.add(blobs_mounted=1)
             else:
                 result.blobs_copied += 1
                 result.bytes_copied += blob.size
+                tally.add(blobs_sent=1)
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(blobs))),
                             thread_name_prefix="blob-copy") as pool:

@@ -11,7 +11,8 @@ Every blob is HEADed and uploaded if missing, the manifest is PUT by digest: no 
 a platform image. The index lists the manifests in release.yml's platform order, each with the
 `platform` its image config declares, and is PUT by digest as well, before any tag points at it.
 Serialisation is fixed (compact JSON, fixed key order), so the same platform images always give
-the same index digest.
+the same index digest. What each push sends (blob bytes as they go out, blobs sent / already
+there) is added to the destination's tally of the open ledger (upload.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pipeline.registry.manifest import (
     OCI_MANIFEST,
 )
 from pipeline.registry.stream import FileBody
+from pipeline.registry.upload import Tally, metered, tally_for
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -193,17 +195,24 @@ def put_by_digest(client, repository: str, body: bytes, media_type: str) -> Stat
 
 
 def push_image(client, repository: str, image: PlatformImage, *, jobs: int = 4,
-               on_blob: Callable[[Blob, Status], None] = lambda blob, status: None) -> Status:
-    """Blobs (HEAD, upload if missing) then the manifest by digest: Status.PUSHED or ALREADY."""
+               on_blob: Callable[[Blob, Status], None] = lambda blob, status: None,
+               tally: Tally | None = None) -> Status:
+    """Blobs (HEAD, upload if missing) then the manifest by digest: Status.PUSHED or ALREADY.
+
+    `tally`: where the blob traffic counts (default: the client's in the open ledger)."""
+    tally = tally_for(client) if tally is None else tally
     existing = client.head_manifest(repository, image.digest)
     if existing is not None and existing.digest == image.digest:
         return Status.ALREADY
 
     def one(blob: Blob) -> None:
         if client.head_blob(repository, blob.digest) is not None:
+            tally.add(blobs_present=1)
             on_blob(blob, Status.ALREADY)
             return
-        client.upload_blob(repository, blob.digest, blob.size, blob.source())
+        with metered(tally):
+            client.upload_blob(repository, blob.digest, blob.size, blob.source())
+        tally.add(blobs_sent=1)
         on_blob(blob, Status.PUSHED)
 
     blobs = image.blobs

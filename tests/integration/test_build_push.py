@@ -30,6 +30,12 @@ def assert_no_secret(proc, secret: str):
     assert secret not in proc.stderr
 
 
+def blob_sizes(reg, repo: str, tag: str) -> list[int]:
+    """The sizes of the config and layers the manifest under `tag` references (registry API)."""
+    body = reg.manifest(repo, tag).json()
+    return [body["config"]["size"], *[layer["size"] for layer in body["layers"]]]
+
+
 def test_release_to_two_registries_same_digest_everywhere(tmp_path, docker_engine, plain_registry,
                                                           auth_tls_registry, auth_env, repo):
     config = write_release(tmp_path, [registry_block("plain", plain_registry, repo),
@@ -47,6 +53,14 @@ def test_release_to_two_registries_same_digest_everywhere(tmp_path, docker_engin
     assert {r["status"] for r in report["results"]} == {"pushed"}
     assert len(report["results"]) == 8
     assert_no_secret(proc, auth_tls_registry.password)
+    # Each registry was sent every blob of the image, once: the bytes that went out are the
+    # sizes of the blobs its manifest references, as the registry itself reports them.
+    assert list(report["registries"]) == ["plain", "secure"]
+    for name, reg in (("plain", plain_registry), ("secure", auth_tls_registry)):
+        sizes = blob_sizes(reg, repo, "1.2.3")
+        assert report["registries"][name] == {"bytes_sent": sum(sizes), "blobs_sent": len(sizes),
+                                              "blobs_present": 0, "blobs_mounted": 0}
+        assert sum(sizes) > 0
 
     # The built image carries the OCI labels under the user's.
     labels = docker_engine.images.get(report["image_id"]).labels
@@ -59,7 +73,12 @@ def test_release_to_two_registries_same_digest_everywhere(tmp_path, docker_engin
     second = json.loads(again.stdout)
     assert second["digest"] == digest
     assert {r["status"] for r in second["results"]} == {"already there"}
+    assert {name: r["bytes_sent"] for name, r in second["registries"].items()} == \
+        {"plain": 0, "secure": 0}
     assert_no_secret(again, auth_tls_registry.password)
+    table = run_release(config, "build-push", "1.2.3", "--no-build", env=auth_env)
+    assert table.returncode == 0, table.stderr
+    assert "\nsent:\n  plain   0 blobs sent (0 B), 0 already there\n" in table.stdout
 
 
 def test_rebuild_rerun_keeps_the_digest(tmp_path, docker_engine, plain_registry, repo):

@@ -68,12 +68,34 @@ def test_an_image_the_engine_pushed_is_already_there(tmp_path, docker_engine, pl
     first = report_of(run_release(config, "build-push", "3.1.0", "--json", "--engine-push"))
     cleanup_images.append(first["image_id"])
     assert statuses(first) == {"pushed"}
+    assert first["registries"]["plain"]["bytes_sent"] is None     # `docker push`: not measured
     local = docker_engine.images.get(first["image_id"])
     assert f"{plain_registry.host}/{unique_repo}@{first['digest']}" in local.attrs["RepoDigests"]
 
     again = report_of(run_release(config, "build-push", "3.1.0", "--json", "--no-build"))
     # same image (same config), other compression than ours: left alone, not pushed again
     assert statuses(again) == {"already there"} and again["digest"] == first["digest"]
+    assert again["registries"]["plain"]["bytes_sent"] == 0
+
+
+def test_with_engine_push_the_copies_are_counted(tmp_path, docker_engine, plain_registry,
+                                                 auth_tls_registry, unique_repo, auth_env,
+                                                 cleanup_images):
+    config = write_release(tmp_path, [registry_block("plain", plain_registry, unique_repo),
+                                      registry_block("secure", auth_tls_registry, unique_repo,
+                                                     with_auth=True)])
+    report = report_of(run_release(config, "build-push", "3.2.0", "--json", "--engine-push",
+                                   env=auth_env))
+    cleanup_images.append(report["image_id"])
+    assert statuses(report) == {"pushed"}
+    sent = report["registries"]
+    assert sent["plain"] == {"bytes_sent": None, "blobs_sent": None, "blobs_present": None,
+                             "blobs_mounted": None}
+    # secure got its copy from plain through the registry API, every blob streamed
+    body = auth_tls_registry.manifest(unique_repo, "3.2.0").json()
+    sizes = [body["config"]["size"], *[layer["size"] for layer in body["layers"]]]
+    assert sent["secure"] == {"bytes_sent": sum(sizes), "blobs_sent": len(sizes),
+                              "blobs_present": 0, "blobs_mounted": 0}
 
 
 def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engine, plain_registry,
@@ -95,6 +117,10 @@ def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engin
     first = report_of(run_release(config, "build-push", "1.0.0", "--json"))
     cleanup_images.append(first["image_id"])
     assert len(uploads()) == 3                                     # base, payload, config
+    body = plain_registry.manifest(unique_repo, "1.0.0").json()
+    assert first["registries"]["proxied"] == {
+        "bytes_sent": body["config"]["size"] + sum(layer["size"] for layer in body["layers"]),
+        "blobs_sent": 3, "blobs_present": 0, "blobs_mounted": 0}
     proxy.reset_stats()
     (app / "payload.txt").write_text("two\n")
     second = report_of(run_release(config, "build-push", "1.1.0", "--json"))
@@ -104,6 +130,11 @@ def test_a_new_release_sends_only_the_layers_that_changed(tmp_path, docker_engin
     old = plain_registry.manifest(unique_repo, "1.0.0").json()["layers"]
     new = plain_registry.manifest(unique_repo, "1.1.0").json()["layers"]
     assert old[0] == new[0] and old[1] != new[1]       # same bytes, same digest, not re-sent
+    config_size = plain_registry.manifest(unique_repo, "1.1.0").json()["config"]["size"]
+    assert second["registries"]["proxied"] == {"bytes_sent": new[1]["size"] + config_size,
+                                               "blobs_sent": 2, "blobs_present": 1,
+                                               "blobs_mounted": 0}
+    assert second["registries"]["proxied"]["bytes_sent"] < old[0]["size"]     # not the base
 
 
 def test_an_export_that_cannot_be_read_falls_back_to_the_engine_push(tmp_path, docker_engine,
