@@ -66,7 +66,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fanout import (  # noqa: E402
     INVALID,
-    OK,
     REPO_ROOT,
     REPOSITORY,
     BenchError,
@@ -74,6 +73,7 @@ from fanout import (  # noqa: E402
     Figure,
     Registry,
     log,
+    ratio_entry,
     run,
     run_bench,
     start_registries,
@@ -614,21 +614,14 @@ class Bench:
 
     # -- results --------------------------------------------------------------------------------
     def ratios(self) -> list[dict]:
-        out = []
         floor = self.figures["imports"] if self.figures["imports"].median else self.figures["startup"]
         start = floor.median or 0.0
+        out = []
         for name, num, den, op, target, minus_startup in RATIOS:
             a, b = self.figures[num], self.figures[den]
-            entry = {"name": name, "op": op, "target": target, "value": None, "excl_startup": None}
-            if a.median is None or b.median is None or b.median <= 0:
-                entry["result"] = INVALID
-            else:
-                value = a.median / b.median
-                entry["value"] = round(value, 3)
-                if minus_startup:
-                    entry["excl_startup"] = round((a.median - start) / b.median, 3)
-                met = value >= target if op == ">=" else value <= target
-                entry["result"] = ("MET" if met else "NOT MET") if OK == a.status == b.status else INVALID
+            entry = ratio_entry(name, a, b, op, target, words=("MET", "NOT MET"))
+            entry["excl_startup"] = (round((a.median - start) / b.median, 3)
+                                     if minus_startup and entry["value"] is not None else None)
             out.append(entry)
         return out
 

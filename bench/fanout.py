@@ -613,21 +613,8 @@ class Bench:
 
     # -- results ------------------------------------------------------------------------------
     def ratios(self) -> list[dict]:
-        out = []
-        for name, num, den, op, target in RATIOS:
-            a, b = self.figures[num], self.figures[den]
-            entry = {"name": name, "op": op, "target": target, "value": None}
-            if NA in (a.status, b.status):
-                entry["result"] = NA
-            elif a.median is None or b.median is None or b.median <= 0:
-                entry["result"] = INVALID
-            else:
-                value = a.median / b.median
-                entry["value"] = round(value, 3)
-                passed = value >= target if op == ">=" else value <= target
-                entry["result"] = ("PASS" if passed else "FAIL") if OK == a.status == b.status else INVALID
-            out.append(entry)
-        return out
+        return [ratio_entry(name, self.figures[num], self.figures[den], op, target)
+                for name, num, den, op, target in RATIOS]
 
     def table(self, ratios: list[dict], wall: float) -> str:
         lines = [f"release bench/fanout: {N_REGISTRIES} registries x {len(TAGS)} tags, image "
@@ -701,6 +688,28 @@ def parse_args(argv=None):
     if args.layer_mb < 1:
         p.error("--layer-mb must be at least 1")
     return args
+
+
+def ratio_entry(name: str, a: "Figure", b: "Figure", op: str, target: float | None,
+                words: tuple[str, str] = ("PASS", "FAIL")) -> dict:
+    """One ratio of two figures' medians, judged against its target (shared by the benches):
+    `words` for met / missed, INVALID when a figure is, "info" without a target."""
+    entry = {"name": name, "op": op, "target": target, "value": None}
+    if NA in (a.status, b.status):
+        entry["result"] = NA
+    elif a.median is None or b.median is None or b.median <= 0:
+        entry["result"] = INVALID
+    else:
+        value = a.median / b.median
+        entry["value"] = round(value, 3)
+        if not OK == a.status == b.status:
+            entry["result"] = INVALID
+        elif target is None:
+            entry["result"] = "info"
+        else:
+            met = value >= target if op == ">=" else value <= target
+            entry["result"] = words[0] if met else words[1]
+    return entry
 
 
 def run_bench(bench, args, measure, failed) -> int:

@@ -54,7 +54,6 @@ import fanout  # noqa: E402
 from buildkit import copy_real_files, tree_size  # noqa: E402
 from fanout import (  # noqa: E402
     INVALID,
-    OK,
     REPO_ROOT,
     REPOSITORY,
     BenchError,
@@ -64,6 +63,7 @@ from fanout import (  # noqa: E402
     digests,
     log,
     one_digest,
+    ratio_entry,
     run,
     run_bench,
     start_registries,
@@ -448,26 +448,8 @@ class Bench:
 
     # -- results --------------------------------------------------------------------------------
     def ratios(self) -> list[dict]:
-        out = []
-        for name, num, den, op, target in RATIOS:
-            a, b = self.figures[num], self.figures[den]
-            entry = {"name": name, "op": op, "target": target, "value": None}
-            if a.median is None or b.median is None:
-                entry["result"] = INVALID
-            elif b.median <= 0:
-                entry["result"] = "n/a (0 s)"
-            else:
-                value = a.median / b.median
-                entry["value"] = round(value, 3)
-                if OK != a.status or OK != b.status:
-                    entry["result"] = INVALID
-                elif target is None:
-                    entry["result"] = "info"
-                else:
-                    met = value >= target if op == ">=" else value <= target
-                    entry["result"] = "PASS" if met else "FAIL"
-            out.append(entry)
-        return out
+        return [ratio_entry(name, self.figures[num], self.figures[den], op, target)
+                for name, num, den, op, target in RATIOS]
 
     def wire_median(self, name: str, key: str, how=max) -> float | None:
         values = []
