@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Mapping
 
+from pipeline.model.tags.context import github_commit
+
 
 def git(args: list[str], cwd: Path | str | None = None) -> str | None:
-    import subprocess  # only when git is asked: not on every run
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
@@ -19,9 +21,7 @@ def git(args: list[str], cwd: Path | str | None = None) -> str | None:
 
 def revision(cwd: Path, env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
-    if env.get("GITHUB_EVENT_NAME") == "workflow_dispatch":   # GITHUB_SHA: the branch, not the checkout
-        return git(["rev-parse", "HEAD"], cwd) or env.get("GITHUB_SHA")
-    return env.get("GITHUB_SHA") or env.get("CI_COMMIT_SHA") or git(["rev-parse", "HEAD"], cwd)
+    return github_commit(env) or env.get("CI_COMMIT_SHA") or git(["rev-parse", "HEAD"], cwd)
 
 
 def clean_remote_url(url: str) -> str | None:

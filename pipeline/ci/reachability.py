@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.ci.registries import registry_context
-from pipeline.registry.hosts import is_loopback
+from pipeline.registry.hosts import is_loopback, split_host_port
 
 # Names public DNS does not answer for (RFC 6761/6762/8375, ICANN's .internal, common habits).
 _PRIVATE_SUFFIXES = (".local", ".localdomain", ".internal", ".intranet", ".lan", ".home",
                      ".home.arpa", ".corp", ".private", ".test", ".example", ".invalid")
-_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:]+)(?::\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -37,18 +35,12 @@ class Finding:
         return f"{self.where}: {self.level}: registry '{self.registry}': {self.message}\n  hint: {self.hint}"
 
 
-def _host_of(registry: str) -> str:
-    m = _HOST_PORT.match(registry)
-    host = m.group(1) if m else registry
-    return host.strip("[]").lower()
-
-
 def host_kind(registry: str) -> str:
     """`loopback` (registry/hosts.py's rule), `private` (an address or name a hosted runner
     cannot reach) or `public`."""
     if is_loopback(registry):
         return "loopback"
-    host = _host_of(registry)
+    host = split_host_port(registry)[0].lower()
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

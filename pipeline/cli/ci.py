@@ -88,13 +88,15 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
                   templates: Path | None = None, default_branch: str = "main",
                   install: str | None = None, cache: bool = True,
                   warnings: list[str] | None = None, use_action: str | None = None,
-                  use_component: str | None = None) -> tuple[str, str]:
+                  use_component: str | None = None,
+                  resolved_install: str | None = None) -> tuple[str, str]:
     """(the file `release ci generate TARGET` writes, the command that regenerates it).
 
     Pure apart from reading the templates and finding what the CI installs (default_install:
     pyproject.toml, paths under `root`, this release's direct_url.json). Warnings about the
     install (a path only this machine has, an unpinned VCS URL, ...) are appended to
-    `warnings` when given."""
+    `warnings` when given. `resolved_install`: the spec default_install already gave (the
+    command resolves it once for every file)."""
 
     config_path = _relative(config.path, root)
     command = _command(target, config_path=config_path, output=output,
@@ -102,8 +104,8 @@ def generate_text(config, target: str, *, root: Path, output: str | None = None,
                        default_branch=default_branch, install=install, cache=cache,
                        use_action=use_action, use_component=use_component)
     context = build_context(config, config_path=config_path, versions=load_versions(templates),
-                            install=default_install(root, config=config, install=install,
-                                                    warnings=warnings),
+                            install=resolved_install or default_install(
+                                root, config=config, install=install, warnings=warnings),
                             default_branch=default_branch,
                             command=command, cache=cache,
                             use_action=use_action if target == "github" else None,
@@ -170,18 +172,15 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         raise UsageError("--check compares with a file: --output - (stdout) cannot be checked")
     config = load_config(ctx.obj["config_path"], build=False)
     root = Path.cwd()
-    if use_action is not None:
-        action_reference(use_action)           # UsageError (exit 2) before anything is written
-    if use_component is not None:
-        component_reference(use_component)
-    _check_before_writing(config, root, install=install, strict=strict)
+    spec = _check_before_writing(config, root, install=install, strict=strict,
+                                 use_action=use_action, use_component=use_component)
     drift = False
     for t in targets:
         path = output or DEFAULT_OUTPUTS[t]
         text, command = generate_text(config, t, root=root, output=output, templates=templates,
                                       default_branch=default_branch, install=install,
                                       cache=not no_cache, use_action=use_action,
-                                      use_component=use_component)
+                                      use_component=use_component, resolved_install=spec)
         if path == "-":
             click.echo(text, nl=False)
             continue
@@ -212,14 +211,19 @@ def generate(ctx, target, output, templates, check, default_branch, install, no_
         ctx.exit(1)
 
 
-def _check_before_writing(config, root: Path, *, install: str | None, strict: bool) -> None:
-    """Everything that can stop the generator, before anything is written: the install spec
-    (pipeline/ci/install.py: a bad spec or an origin no runner can use is exit 2), then what cannot
-    work on a hosted runner (pipeline/ci/reachability.py). Warnings go to stderr; errors, and any
-    warning with --strict, are exit 2 with nothing written."""
-
+def _check_before_writing(config, root: Path, *, install: str | None, strict: bool,
+                          use_action: str | None, use_component: str | None) -> str:
+    """Everything that can stop the generator, before anything is written: --use-action and
+    --use-component, the install spec (pipeline/ci/install.py: a bad spec or an origin no runner
+    can use is exit 2), then what cannot work on a hosted runner (pipeline/ci/reachability.py).
+    Warnings go to stderr; errors, and any warning with --strict, are exit 2 with nothing written.
+    Returns the install spec, resolved once for every file."""
+    if use_action is not None:
+        action_reference(use_action)
+    if use_component is not None:
+        component_reference(use_component)
     install_notes: list[str] = []
-    default_install(root, config=config, install=install, warnings=install_notes)
+    spec = default_install(root, config=config, install=install, warnings=install_notes)
     found = findings(config, root)
     for note in install_notes:
         click.echo(f"release ci generate: warning: {note}", err=True)
@@ -233,6 +237,7 @@ def _check_before_writing(config, root: Path, *, install: str | None, strict: bo
         raise UsageError(f"{count} {what}{'s' if count > 1 else ''} above: nothing written",
                          hint="fix release.yml as the hints say" if errors else
                               "fix release.yml as the hints say, or drop --strict to generate anyway")
+    return spec
 
 
 @ci_group.command("build")

@@ -96,14 +96,20 @@ class _Found:
     commit_date: datetime | None = None
 
 
+def github_commit(env: Mapping[str, str]) -> str | None:
+    """The commit a GitHub Actions job builds, as the environment says: GITHUB_SHA, except on
+    workflow_dispatch, where it is the head of the branch the run was started from while the job
+    may check out another commit (a re-release checks out the tag): None there, so git says."""
+    if _env(env, "GITHUB_EVENT_NAME") == "workflow_dispatch":
+        return None
+    return _env(env, "GITHUB_SHA")
+
+
 def _from_github(env: Mapping[str, str]) -> _Found | None:
     if not (_env(env, "GITHUB_ACTIONS") or _env(env, "GITHUB_REF")):
         return None
     # The default branch is only in the event payload, not in the environment: pass it as a flag.
-    # A workflow_dispatch run's GITHUB_SHA is the head of the branch it was started from, while the
-    # job may have checked out another commit (a re-release checks out the tag): git says which.
-    dispatched = _env(env, "GITHUB_EVENT_NAME") == "workflow_dispatch"
-    return _Found(ref=_env(env, "GITHUB_REF"), sha=None if dispatched else _env(env, "GITHUB_SHA"),
+    return _Found(ref=_env(env, "GITHUB_REF"), sha=github_commit(env),
                   event=_env(env, "GITHUB_EVENT_NAME"), base_ref=_env(env, "GITHUB_BASE_REF"))
 
 
