@@ -16,7 +16,6 @@ from pipeline.app.ports import Reporter
 from pipeline.app.registries import Registries
 from pipeline.app.sourceinfo import revision as git_revision
 from pipeline.app.sourceinfo import source_url
-from pipeline.engine.buildkit.builder import ImageBuilder
 from pipeline.engine.client import BuildFailed, Engine
 from pipeline.errors import ReleaseError
 from pipeline.model.labels import oci_labels, reusable_created
@@ -56,9 +55,12 @@ class ImageBuild:
         return source_url(self.config.path.parent, self.env)
 
     @cached_property
-    def builder(self) -> ImageBuilder:
+    def builder(self):
         """Builds every image of this run (pipeline/engine/buildkit/builder.py): BuildKit, or the
         classic builder when the engine has no BuildKit or release.yml asks for it."""
+        # lazy: the BuildKit machinery (~12 ms of imports) only when this run builds; a re-run
+        # or --no-build release never loads it
+        from pipeline.engine.buildkit.builder import ImageBuilder
         return ImageBuilder(self.engine, self.config.image, self.reporter, env=self.env,
                             registry_for=self._registry_for_host)
 
